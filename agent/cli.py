@@ -1,0 +1,53 @@
+"""`medagent`: the command line. Each area adds its own sub-command group here."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import typer
+
+from agent.logging_setup import configure_logging
+from tools.study import StudyError, load_study, write_preview
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="An imaging agent that shows its work.")
+log = logging.getLogger("medagent")
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    configure_logging(verbose)
+
+
+@app.command()
+def inspect(
+    files: list[Path] = typer.Argument(..., help="DICOM files, series folders or zips, PNG or JPEG images."),
+    out: Path = typer.Option(Path("previews"), "--out", "-o", help="Folder for the PNG previews."),
+    series: str | None = typer.Option(None, help="Series id to load when a folder or zip holds several."),
+) -> None:
+    """Print each study's de-identified metadata as JSON and write a normalised PNG preview."""
+    failed = 0
+    for path in files:
+        try:
+            study = load_study(path, series=series)
+        except StudyError as err:
+            failed += 1
+            typer.echo(json.dumps({"input": path.name, **err.to_dict()}))
+            continue
+        preview = write_preview(study, out / f"{path.stem or 'study'}.png")
+        typer.echo(json.dumps({"input": path.name, "preview": str(preview), **study.summary()}))
+    if failed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Bind address; anything but loopback requires --auth."),
+    port: int = typer.Option(7860),
+    auth: str | None = typer.Option(None, help="user:password required when not bound to loopback."),
+) -> None:
+    """Start the Gradio app."""
+    from ui.app import launch
+
+    launch(host=host, port=port, auth=auth)
