@@ -9,10 +9,12 @@ from pathlib import Path
 import typer
 
 from agent.logging_setup import configure_logging
+from tools.cli import app as tool_app
 from tools.study import StudyError, load_study, write_preview
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="An imaging agent that shows its work.")
 log = logging.getLogger("medagent")
+app.add_typer(tool_app, name="tool")
 
 
 @app.callback()

@@ -49,7 +49,9 @@ class Region(BaseModel):
     @classmethod
     def from_mask(cls, label: str, mask: np.ndarray) -> Region:
         ys, xs = np.nonzero(mask)
-        box = Box(x0=float(xs.min()), y0=float(ys.min()), x1=float(xs.max() + 1), y1=float(ys.max() + 1)) if len(xs) else None
+        box = None
+        if len(xs):
+            box = Box(x0=float(xs.min()), y0=float(ys.min()), x1=float(xs.max() + 1), y1=float(ys.max() + 1))
         return cls(label=label, box=box, mask_png_b64=encode_png(mask.astype(bool).astype(np.uint8) * 255))
 
     def mask(self) -> np.ndarray | None:

@@ -22,7 +22,8 @@ def describe_upload(path: str | None) -> tuple[Any, dict[str, Any], str]:
     except StudyError as err:
         return None, err.to_dict(), f"**Could not load the study:** {err.message}"
     notes = "\n".join(f"- {w}" for w in study.warnings) or "- none"
-    return preview_image(study, max_side=1024), study.summary(), f"Loaded study `{study.id[:12]}`.\n\nWarnings:\n{notes}"
+    status = f"Loaded study `{study.id[:12]}`.\n\nWarnings:\n{notes}"
+    return preview_image(study, max_side=1024), study.summary(), status
 
 
 def build_app() -> gr.Blocks:

@@ -80,7 +80,8 @@ def _truncated(name: str) -> StudyError:
 
 def _parses_without_preamble(raw: bytes) -> bool:
     """Some old files lack the 128-byte preamble; accept them only if they start with a group-8 tag."""
-    return len(raw) > 8 and raw[:2] in (b"\x08\x00", b"\x02\x00") and raw[2:4] in (b"\x00\x00", b"\x05\x00", b"\x08\x00", b"\x16\x00", b"\x18\x00")
+    first_elements = (b"\x00\x00", b"\x05\x00", b"\x08\x00", b"\x16\x00", b"\x18\x00")
+    return len(raw) > 8 and raw[:2] in (b"\x08\x00", b"\x02\x00") and raw[2:4] in first_elements
 
 
 def _touch_all(ds: FileDataset) -> None:

@@ -34,10 +34,7 @@ def study_from_instances(datasets: list[Dataset], limits: StudyLimits, salt: byt
     """Build a Study from the instances of one series (a single instance is a series of one)."""
     ordered, slice_spacing, warnings = order_slices(datasets)
     first = ordered[0]
-    if len(ordered) == 1:
-        decoded = decode(first, limits)
-    else:
-        decoded = _stack(ordered, limits)
+    decoded = decode(first, limits) if len(ordered) == 1 else _stack(ordered, limits)
     clean = deidentify(first, salt)
     metadata = safe_metadata(clean, frames=decoded.pixels.shape[0])
     spacing, spacing_source, spacing_warning = pixel_spacing(first)
@@ -107,7 +104,8 @@ def order_slices(datasets: list[Dataset]) -> tuple[list[Dataset], float | None, 
     gaps = np.diff([p for p, _ in pairs])
     warnings: list[str] = []
     median_gap = float(np.median(gaps)) if len(gaps) else None
-    if median_gap is not None and median_gap > 0 and np.any(np.abs(gaps - median_gap) > UNEVEN_SLICES_TOLERANCE * median_gap):
+    uneven = median_gap and np.any(np.abs(gaps - median_gap) > UNEVEN_SLICES_TOLERANCE * median_gap)
+    if median_gap is not None and median_gap > 0 and uneven:
         warnings.append("Slice gaps are uneven (missing or duplicate slices?): slice spacing is the median gap.")
     if median_gap == 0:
         warnings.append("Several slices share one position: the series may hold duplicates.")

@@ -116,7 +116,7 @@ def _series_study(
 
 def _choices(by_series: dict[str, list[Dataset]]) -> list[str]:
     return [
-        f"{uid} ({str(items[0].get('Modality', '?'))}, {len(items)} image(s))" for uid, items in sorted(by_series.items())
+        f"{uid} ({items[0].get('Modality', '?')!s}, {len(items)} image(s))" for uid, items in sorted(by_series.items())
     ]
 
 
