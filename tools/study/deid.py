@@ -8,6 +8,7 @@ pseudonymous ``2.25.*`` UID for a given installation salt, so a series stays a s
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import secrets
@@ -120,10 +121,10 @@ def cap_age(age: str | None) -> str | None:
 
 
 def deidentify(ds: Dataset, salt: bytes | None = None) -> Dataset:
-    """Return a de-identified copy of ``ds`` (pixel data untouched, the original left as it was)."""
+    """Return a de-identified copy of the header of ``ds`` (pixel data left out, the original untouched)."""
     salt = installation_salt() if salt is None else salt
     retained = {k: ds.get(k) for k in RETAINED_CHARACTERISTICS}
-    out = ds.copy()
+    out = _deep_copy_without_pixels(ds)
     out.remove_private_tags()
     _apply_profile(out, salt)
     # Curves (50xx) and overlay comments/labels (60xx) may carry text: drop the groups' text elements.
@@ -141,6 +142,18 @@ def deidentify(ds: Dataset, salt: bytes | None = None) -> Dataset:
         out.file_meta.MediaStorageSOPInstanceUID = pseudonymous_uid(
             str(out.file_meta.MediaStorageSOPInstanceUID), salt
         )
+    return out
+
+
+def _deep_copy_without_pixels(ds: Dataset) -> Dataset:
+    """Element values are shared by a shallow copy: copy deeply, but leave the (large) pixel data out."""
+    shallow = ds.copy()
+    for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+        if keyword in shallow:
+            del shallow[keyword]
+    out = copy.deepcopy(shallow)
+    if hasattr(ds, "file_meta"):
+        out.file_meta = copy.deepcopy(ds.file_meta)
     return out
 
 

@@ -38,6 +38,11 @@ def frame_count(ds: Dataset) -> int:
 def check_pixel_module(ds: Dataset, limits: StudyLimits) -> None:
     """Reject what cannot or must not be decoded, before any large allocation happens."""
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        if "Rows" in ds and "Columns" in ds:
+            raise StudyError(
+                StudyErrorReason.TRUNCATED,
+                "The file describes an image but its pixel data is missing: it looks truncated. Export it again.",
+            )
         raise StudyError(
             StudyErrorReason.NO_PIXEL_DATA,
             "This DICOM file has no image in it (no Pixel Data): it may be a report, a "
@@ -97,7 +102,8 @@ def decode(ds: Dataset, limits: StudyLimits) -> DecodedPixels:
 
 def _decode_error(exc: Exception, syntax_name: str) -> StudyError:
     text = str(exc).lower()
-    if "length" in text or "truncat" in text or "insufficient" in text or "end of" in text:
+    truncation_words = ("length", "truncat", "insufficient", "end of", "less than expected")
+    if any(word in text for word in truncation_words):
         return StudyError(
             StudyErrorReason.TRUNCATED,
             "The image data is shorter than its header says: the file looks truncated (an interrupted "
@@ -133,7 +139,9 @@ def _grayscale(ds: Dataset, raw: np.ndarray, frames: int, photometric: str) -> D
         raise StudyError(StudyErrorReason.UNREADABLE, "The image contains invalid (non-finite) pixel values.")
     window: tuple[float, float] | None = None
     if "VOILUTSequence" in ds and len(ds.VOILUTSequence) > 0:
-        voi = np.asarray(apply_voi_lut(values, ds, index=0, prefer_lut=True), dtype=np.float32)
+        # The LUT is indexed by (integer) modality values.
+        indices = np.rint(values).astype(np.int64)
+        voi = np.asarray(apply_voi_lut(indices, ds, index=0, prefer_lut=True), dtype=np.float32)
         lut = np.asarray(ds.VOILUTSequence[0].LUTData, dtype=np.float32)
         out = voi / max(float(lut.max()), 1.0)
         source = "VOI LUT Sequence"

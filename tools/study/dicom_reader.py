@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import pydicom
@@ -35,9 +36,13 @@ def read_dataset(data: bytes | Path, *, name: str) -> FileDataset:
             StudyErrorReason.NOT_DICOM, f"'{name}' is not a DICOM file (no DICM marker and no DICOM header)."
         )
     try:
-        ds = pydicom.dcmread(io.BytesIO(raw), force=True)
-        ds.ensure_file_meta()
-        _touch_all(ds)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(io.BytesIO(raw), force=True)
+            ds.ensure_file_meta()
+            _touch_all(ds)
+        if len(ds) == 0 or any("end of file" in str(w.message).lower() for w in caught):
+            raise _truncated(name)
     except StudyError:
         raise
     except EOFError as exc:
