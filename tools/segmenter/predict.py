@@ -1,0 +1,93 @@
+"""Batched inference: Study frames -> per-structure probabilities and clean boolean masks at input resolution."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from tools.segmenter.model import INPUT_SIZE, STRUCTURES, UNetLite0, normalise
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "segmenter.pt"
+WEIGHTS_ENV = "MEDAGENT_SEGMENTER_WEIGHTS"
+MODEL_ID = "segmenter-effnetlite0-unet-256"
+THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: UNetLite0
+    device: torch.device
+    sha256: str
+    input_size: int
+
+
+@dataclass
+class Prediction:
+    masks: dict[str, np.ndarray]  # bool (H, W) at the input's resolution
+    confidence: dict[str, float]  # mean probability inside each predicted mask (0 when empty)
+
+
+def weights_path() -> Path:
+    return Path(os.environ.get(WEIGHTS_ENV, DEFAULT_WEIGHTS))
+
+
+@lru_cache(maxsize=2)
+def load_model(path: Path | None = None, device: str | None = None) -> LoadedModel:
+    path = path or weights_path()
+    if not path.exists():
+        raise FileNotFoundError(f"segmenter weights not found at {path} (set {WEIGHTS_ENV} or train them with "
+                                "scripts/train_segmenter.py)")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if tuple(payload["structures"]) != STRUCTURES:
+        raise ValueError(f"weights at {path} are for structures {payload['structures']}, expected {STRUCTURES}")
+    model = UNetLite0()
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+    model.eval().to(dev)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    log.info("loaded segmenter %s (%s) on %s", path, sha[:12], dev)
+    return LoadedModel(model=model, device=dev, sha256=sha, input_size=int(payload.get("input_size", INPUT_SIZE)))
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    labels, n = ndimage.label(mask)
+    if n <= 1:
+        return ndimage.binary_fill_holes(mask) if n else mask
+    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, n + 1))
+    return ndimage.binary_fill_holes(labels == (int(np.argmax(sizes)) + 1))
+
+
+@torch.inference_mode()
+def predict(frames: list[np.ndarray], loaded: LoadedModel, batch_size: int = 8) -> list[Prediction]:
+    """frames: 2-D float arrays in [0, 1] of any size. Each structure keeps its largest connected component."""
+    out: list[Prediction] = []
+    size = loaded.input_size
+    for start in range(0, len(frames), batch_size):
+        chunk = frames[start : start + batch_size]
+        x = torch.cat([
+            F.interpolate(torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32))[None, None], size=(size, size),
+                          mode="area")
+            for f in chunk
+        ]).to(loaded.device)
+        logits = loaded.model(normalise(x))
+        for frame, logit in zip(chunk, logits, strict=True):
+            prob = torch.sigmoid(F.interpolate(logit[None], size=frame.shape, mode="bilinear", align_corners=False))[0]
+            prob_np = prob.float().cpu().numpy()
+            masks, conf = {}, {}
+            for name, p in zip(STRUCTURES, prob_np, strict=True):
+                mask = _largest_component(p > THRESHOLD)
+                masks[name] = mask
+                conf[name] = float(p[mask].mean()) if mask.any() else 0.0
+            out.append(Prediction(masks=masks, confidence=conf))
+    return out
