@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from agent.commands import ask as ask_command
+from agent.commands import trace_app
 from agent.logging_setup import configure_logging
 from tools.cli import app as tool_app
 from tools.study import StudyError, load_study, write_preview
@@ -15,6 +17,8 @@ from tools.study import StudyError, load_study, write_preview
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="An imaging agent that shows its work.")
 log = logging.getLogger("medagent")
 app.add_typer(tool_app, name="tool")
+app.add_typer(trace_app, name="trace")
+app.command("ask")(ask_command)
 
 
 @app.callback()

@@ -1,0 +1,69 @@
+"""Finding names, negation cues and laterality shared by the writer and the verifier."""
+
+from __future__ import annotations
+
+import re
+
+from tools.result import Finding, Measurement
+
+# finding name -> pattern in report text; and the tool labels that count as that finding
+FINDING_TEXT: dict[str, str] = {
+    "nodule": r"\bnodules?\b|\bmass(es)?\b",
+    "pneumonia": r"\bpneumonia\b|\bconsolidation\b",
+    "cardiomegaly": r"\bcardiomegaly\b|\bheart (appears |is )?enlarged\b|\benlarged (heart|cardiac)",
+    "effusion": r"\beffusions?\b",
+    "pneumothorax": r"\bpneumothora(x|ces)\b",
+    "atelectasis": r"\batelectasis\b",
+    "edema": r"\bo?edema\b",
+}
+NORMAL_TEXT: dict[str, str] = {"cardiomegaly": r"heart size (is )?within normal limits|normal heart size"}
+FINDING_LABELS: dict[str, tuple[str, ...]] = {
+    "nodule": ("nodule", "mass"),
+    "pneumonia": ("pneumonia", "consolidation"),
+    "cardiomegaly": ("cardiomegaly",),
+    "effusion": ("effusion",),
+    "pneumothorax": ("pneumothorax",),
+    "atelectasis": ("atelectasis",),
+    "edema": ("edema", "oedema"),
+}
+TOPIC_FINDING = {"nodule": "nodule", "pneumonia": "pneumonia", "heart": "cardiomegaly"}
+NEGATION = re.compile(r"\b(no|not|without|negative|absent|none)\b", re.IGNORECASE)
+UNCERTAIN = re.compile(r"\b(cannot|could not|unavailable|whether|unknown)\b", re.IGNORECASE)
+SIDE = re.compile(r"\b(right|left)\b", re.IGNORECASE)
+CTR_THRESHOLD = 0.5
+AGENT_MADE = "unavailable"  # model_id of the failure records the executor writes itself
+
+
+def label_is(finding_name: str, label: str) -> bool:
+    norm = label.lower().replace("_", " ")
+    return any(key in norm for key in FINDING_LABELS.get(finding_name, (finding_name,)))
+
+
+def is_ctr(measurement: Measurement) -> bool:
+    name = measurement.name.lower().replace("_", " ")
+    return "cardiothoracic" in name or name == "ctr" or name.startswith("ctr ")
+
+
+def finding_side(finding: Finding) -> str | None:
+    for key in ("side", "laterality", "location", "lung"):
+        value = str(finding.attributes.get(key, "")).lower()
+        match = SIDE.search(value.replace("_", " "))
+        if match:
+            return match.group(1)
+    return None
+
+
+def is_positive(finding: Finding) -> bool:
+    if finding.positive:
+        return True
+    if finding.probability is not None and finding.threshold is not None:
+        return finding.probability >= finding.threshold
+    return False
+
+
+def format_number(value: float) -> str:
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"

@@ -1,0 +1,178 @@
+"""Template report writer: a correct, cited report from evidence alone, without any language model.
+
+Text that came with the data (tool warnings, knowledge text, DICOM tags) is never copied into a sentence:
+sentences are built from typed fields (labels, numbers, tool names) and point to the evidence for the rest.
+"""
+
+from __future__ import annotations
+
+import re
+
+from agent.contracts import CaseEvidence, KnowledgeEvidence, Report, Sentence, ToolEvidence
+from agent.vocabulary import (
+    AGENT_MADE,
+    CTR_THRESHOLD,
+    TOPIC_FINDING,
+    finding_side,
+    format_number,
+    is_ctr,
+    is_positive,
+    label_is,
+)
+from tools.result import Finding
+
+SAFE_LABEL = re.compile(r"[^A-Za-z0-9 ().,:/-]+")
+
+
+def clean(text: str, limit: int = 60) -> str:
+    """A label or title reduced to plain words, so no data text can smuggle instructions into a sentence."""
+    return SAFE_LABEL.sub(" ", text.replace("_", " ")).strip()[:limit] or "unnamed"
+
+
+def _finding_sentence(ev: ToolEvidence, finding: Finding) -> Sentence:
+    label = clean(finding.label)
+    side = finding_side(finding)
+    where = f" in the {side} lung" if side else ""
+    value = finding.probability if finding.probability is not None else finding.score
+    stats = (
+        f"probability {format_number(value)}"
+        if finding.probability is not None
+        else (f"score {format_number(value)}" if value is not None else "no score")
+    )
+    if finding.threshold is not None:
+        stats += f", threshold {format_number(finding.threshold)}"
+    if is_positive(finding):
+        text = f"The {clean(ev.result.tool)} reports {label}{where} ({stats})."
+    else:
+        text = f"The {clean(ev.result.tool)} does not report {label} ({stats})."
+    return Sentence(text=text, evidence_ids=[ev.id])
+
+
+def _measurement_sentences(ev: ToolEvidence) -> list[Sentence]:
+    out = []
+    for m in ev.result.measurements:
+        structure = f" of the {clean(m.structure)}" if m.structure else ""
+        unit = "" if m.unit in ("ratio", "probability") else f" {clean(m.unit, 20)}"
+        text = f"The {clean(ev.result.tool)} measures {clean(m.name)}{structure} at {format_number(m.value)}{unit}."
+        out.append(Sentence(text=text, evidence_ids=[ev.id]))
+    return out
+
+
+def findings_section(tools: list[ToolEvidence]) -> list[Sentence]:
+    out: list[Sentence] = []
+    for ev in tools:
+        if ev.result.status != "ok":
+            continue
+        out += [_finding_sentence(ev, f) for f in ev.result.findings]
+        out += _measurement_sentences(ev)
+    return out
+
+
+def _topic_sentence(topic: str, tools: list[ToolEvidence]) -> Sentence:
+    name = TOPIC_FINDING[topic]
+    ok = [ev for ev in tools if ev.result.status == "ok"]
+    for ev in ok:
+        for f in ev.result.findings:
+            if label_is(name, f.label):
+                side = finding_side(f)
+                if is_positive(f):
+                    where = f" in the {side} lung" if side else ""
+                    return Sentence(text=f"The image is suggestive of {name}{where}.", evidence_ids=[ev.id])
+                return Sentence(text=f"No {name} is suggested by the {clean(ev.result.tool)}.", evidence_ids=[ev.id])
+        if name == "cardiomegaly":
+            for m in ev.result.measurements:
+                if is_ctr(m):
+                    ratio, limit = format_number(m.value), format_number(CTR_THRESHOLD)
+                    if m.value > CTR_THRESHOLD:
+                        text = f"The heart appears enlarged (cardiothoracic ratio {ratio}, above {limit})."
+                    else:
+                        text = f"The heart size is within normal limits (cardiothoracic ratio {ratio}, <= {limit})."
+                    return Sentence(text=text, evidence_ids=[ev.id])
+    failed = [ev.id for ev in tools if ev.result.status != "ok"]
+    cites = failed or [ev.id for ev in ok]
+    reason = "the tools it needs are unavailable" if failed else "no tool assessed it"
+    return Sentence(text=f"Whether there is {name} cannot be assessed because {reason}.", evidence_ids=cites)
+
+
+def impression_section(topics: list[str], tools: list[ToolEvidence]) -> list[Sentence]:
+    asked = [t for t in topics if t in TOPIC_FINDING]
+    if asked and tools:
+        return [_topic_sentence(t, tools) for t in asked]
+    positives = [(ev, f) for ev in tools if ev.result.status == "ok" for f in ev.result.findings if is_positive(f)]
+    if positives:
+        return [Sentence(text=f"Positive finding: {clean(f.label)}.", evidence_ids=[ev.id]) for ev, f in positives]
+    ok = [ev.id for ev in tools if ev.result.status == "ok"]
+    if ok:
+        return [Sentence(text="No tool reported a positive finding.", evidence_ids=ok)]
+    failed = [ev.id for ev in tools]
+    if failed:
+        return [Sentence(text="No automated assessment of the image could be made.", evidence_ids=failed)]
+    return []
+
+
+def recommendations_section(tools: list[ToolEvidence], facts: list[KnowledgeEvidence]) -> list[Sentence]:
+    out: list[Sentence] = []
+    for ev in tools:
+        if ev.result.status == "ok" and any(is_positive(f) for f in ev.result.findings):
+            out.append(
+                Sentence(
+                    text="A qualified reader should confirm the positive tool findings on the image.",
+                    evidence_ids=[ev.id],
+                )
+            )
+    for fact in facts:
+        if fact.status == "ok":
+            source = clean(fact.source_name or fact.source_id or "knowledge base")
+            title = clean(fact.title or fact.fact_id or "reference fact")
+            out.append(Sentence(text=f"Reference: {title} ({source}).", evidence_ids=[fact.id]))
+    return out
+
+
+def limitations_section(tools: list[ToolEvidence], facts: list[KnowledgeEvidence]) -> list[Sentence]:
+    out: list[Sentence] = []
+    for ev in tools:
+        tool = clean(ev.result.tool)
+        if ev.result.status != "ok":
+            # agent-made failure records carry our own wording; a tool's own text stays in the evidence only
+            own = ev.result.model_id == AGENT_MADE and ev.result.warnings
+            reason = clean(ev.result.warnings[0], 120) if own else f"the {tool} returned status {ev.result.status}"
+            out.append(Sentence(text=f"No {tool} result is available: {reason}.", evidence_ids=[ev.id]))
+            continue
+        if ev.result.warnings:
+            out.append(Sentence(text=f"The {tool} returned warnings, listed with its evidence.", evidence_ids=[ev.id]))
+        if any(m.unit in ("px", "px2") for m in ev.result.measurements):
+            out.append(
+                Sentence(
+                    text=f"The {tool} measured in pixels because the pixel spacing is unknown.", evidence_ids=[ev.id]
+                )
+            )
+    for fact in facts:
+        if fact.status != "ok":
+            out.append(
+                Sentence(
+                    text="Reference knowledge could not be retrieved, so no facts are cited.", evidence_ids=[fact.id]
+                )
+            )
+    return out
+
+
+def write_report(
+    *,
+    study_id: str,
+    question: str,
+    conversation_id: str,
+    topics: list[str],
+    evidence: list[ToolEvidence | KnowledgeEvidence | CaseEvidence],
+) -> Report:
+    tools = [e for e in evidence if isinstance(e, ToolEvidence)]
+    facts = [e for e in evidence if isinstance(e, KnowledgeEvidence)]
+    return Report(
+        study_id=study_id,
+        question=question,
+        conversation_id=conversation_id,
+        findings=findings_section(tools),
+        impression=impression_section(topics, tools),
+        recommendations=recommendations_section(tools, facts),
+        limitations=limitations_section(tools, facts),
+        evidence=list(evidence),
+    )
