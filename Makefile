@@ -4,9 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: install run test test-all lint clean
+.PHONY: install llm run test test-all lint clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed llm
+
+llm:
+	PYTHON=$(PYTHON) bash scripts/setup_llm.sh
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,4 +30,4 @@ test-all:
 	$(MAKE) test PYTEST_ARGS=""
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-llm var/llm .pytest_cache .ruff_cache .hypothesis
