@@ -47,6 +47,7 @@ class Plan(BaseModel):
     retrieve_knowledge: bool
     force_fresh: bool = False
     dropped: list[str] = Field(default_factory=list, description="steps cut by max_steps")
+    optional: list[str] = Field(default_factory=list, description="applicable tools a model may add")
 
 
 def question_topics(question: str) -> list[str]:
@@ -79,14 +80,18 @@ def plan_read(study: Study, question: str, limits: Limits, tools: list[ToolSpec]
     if study.modality in CHEST_RADIOGRAPH_MODALITIES:
         for name in EXPECTED_CHEST_TOOLS:
             add(name, f"systematic read of a {study.modality} chest image")
-    for name, spec in registered.items():
-        if applies(spec, study):
-            add(name, f"systematic read: applies to modality {study.modality}")
+    if study.modality not in CHEST_RADIOGRAPH_MODALITIES:
+        for name, spec in registered.items():
+            if applies(spec, study):
+                add(name, f"systematic read: applies to modality {study.modality}")
     kept, dropped = steps[: limits.max_steps], [s.tool for s in steps[limits.max_steps :]]
+    planned = {s.tool for s in steps}
+    optional = [name for name, spec in registered.items() if applies(spec, study) and name not in planned]
     return Plan(
         topics=topics,
         steps=kept,
         retrieve_knowledge=limits.knowledge_k > 0,
         force_fresh=bool(FRESH_PATTERN.search(question)),
         dropped=dropped,
+        optional=optional,
     )

@@ -142,7 +142,7 @@ def flaky_tools():
 
 
 def test_tool_timeout_and_crash_become_limitations(flaky_tools, store, samples):
-    study = load_study(samples / "cr-chest-pa.dcm")
+    study = load_study(samples / "ct-3slice")  # not a chest radiograph: every applicable tool is planned
     limits = Limits(max_steps=8, tool_timeout_s=0.5, total_budget_s=30, knowledge_k=0)
     report = Agent(AgentConfig(limits=limits), store=store).ask(study, "pneumonia?")
     limitations = " ".join(s.text for s in report.limitations)
@@ -213,7 +213,7 @@ def test_positive_tool_finding_reaches_impression(store, samples):
 
     registry.register(ToolSpec("noduletool", "test", ("*",), nodule_tool, "none.md"))
     try:
-        study = load_study(samples / "cr-chest-pa.dcm")
+        study = load_study(samples / "ct-3slice")
         limits = Limits(knowledge_k=0)
         report = Agent(AgentConfig(limits=limits), store=store).ask(study, "Is there a nodule and where?")
     finally:
