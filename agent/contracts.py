@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from tools.result import ToolResult
 
@@ -119,7 +120,15 @@ class Trace(BaseModel):
     report: Report | None = None
     total_ms: float = 0.0
 
+    _listener: Callable[[TraceStep], None] | None = PrivateAttr(default=None)
+
+    def listen(self, listener: Callable[[TraceStep], None] | None) -> None:
+        """Call `listener` with each step as it is added (the UI streams steps this way)."""
+        self._listener = listener
+
     def add(self, kind: StepKind, name: str, duration_ms: float = 0.0, **data: Any) -> TraceStep:
         step = TraceStep(index=len(self.steps), kind=kind, name=name, duration_ms=duration_ms, data=data)
         self.steps.append(step)
+        if self._listener is not None:
+            self._listener(step)
         return step

@@ -6,11 +6,12 @@ import logging
 import platform
 import time
 import uuid
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
 from agent.config import AgentConfig
-from agent.contracts import KnowledgeEvidence, Report, ToolEvidence, Trace
+from agent.contracts import KnowledgeEvidence, Report, ToolEvidence, Trace, TraceStep
 from agent.executor import Budget, run_step
 from agent.memory import Conversation
 from agent.planner import Plan, PlannedStep, plan_read
@@ -51,7 +52,13 @@ class Agent:
 
             self._llm = LLMBackend(self.config.llm)
 
-    def ask(self, study: Study, question: str, conversation_id: str | None = None) -> Report:
+    def ask(
+        self,
+        study: Study,
+        question: str,
+        conversation_id: str | None = None,
+        on_step: Callable[[TraceStep], None] | None = None,
+    ) -> Report:
         started = time.perf_counter()
         limits = self.config.limits
         budget = Budget(limits.total_budget_s)
@@ -63,6 +70,7 @@ class Agent:
             study=study.summary(),
             versions=_versions(),
         )
+        trace.listen(on_step)
 
         t0 = time.perf_counter()
         plan = plan_read(study, question, limits)

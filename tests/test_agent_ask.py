@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("MEDAGENT_KNOWLEDGE_CORPUS", "curated")  # seconds to build, not minutes
+
 import json
 import sqlite3
 import time
@@ -222,4 +226,4 @@ def test_positive_tool_finding_reaches_impression(store, samples):
     assert any(
         s.text == "The image is suggestive of nodule in the left lung." and s.evidence_ids == [nodule.id]
         for s in report.impression
-    ) or any(nodule.id in s.evidence_ids for s in report.impression)
+    ), report.impression
