@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
@@ -24,6 +25,9 @@ def ask(
     model: str | None = typer.Option(None, "--model", help="Model name served at --llm."),
     llm_timeout: float = typer.Option(30.0, "--llm-timeout", help="Seconds per model request."),
     tool_choice: str = typer.Option("required", "--tool-choice", help="required | auto | none"),
+    embedded: bool = typer.Option(
+        False, "--embedded", help="Start the embedded vLLM (scripts/setup_llm.sh) for this run."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     sr: Path | None = typer.Option(None, "--sr", help="Also write a DICOM Comprehensive 3D SR here."),
     max_steps: int = typer.Option(6, "--max-steps"),
@@ -35,16 +39,24 @@ def ask(
 
     if (llm is None) != (model is None):
         raise typer.BadParameter("--llm and --model go together")
+    if embedded and llm:
+        raise typer.BadParameter("--embedded starts its own server: leave out --llm")
     try:
         study = load_study(file)
     except StudyError as err:
         typer.echo(json.dumps({"input": file.name, **err.to_dict()}))
         raise typer.Exit(code=1) from err
-    config = AgentConfig(
-        limits=Limits(max_steps=max_steps, tool_timeout_s=tool_timeout, total_budget_s=budget),
-        llm=LLMConfig(base_url=llm, model=model, timeout_s=llm_timeout, tool_choice=tool_choice) if llm else None,
-    )
-    report = Agent(config).ask(study, question, conversation_id=conversation)
+    limits = Limits(max_steps=max_steps, tool_timeout_s=tool_timeout, total_budget_s=budget)
+    with ExitStack() as stack:
+        if embedded:
+            from agent.embedded_llm import EmbeddedLLMServer
+
+            server = stack.enter_context(EmbeddedLLMServer())
+            llm, model = server.base_url, server.model
+        llm_config = (
+            LLMConfig(base_url=llm, model=model, timeout_s=llm_timeout, tool_choice=tool_choice) if llm else None
+        )
+        report = Agent(AgentConfig(limits=limits, llm=llm_config)).ask(study, question, conversation_id=conversation)
     if sr is not None:
         from agent.sr import write_sr
 
