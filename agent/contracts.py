@@ -31,6 +31,7 @@ class ToolEvidence(BaseModel):
     id: str = Field(pattern=r"^T[1-9][0-9]*$")
     result: ToolResult
     question_topics: list[str] = Field(default_factory=list)
+    image_columns: int | None = Field(default=None, description="input width: a box's side of the midline")
 
 
 class KnowledgeEvidence(BaseModel):

@@ -122,7 +122,9 @@ class Agent:
             return previous
         t0 = time.perf_counter()
         result = run_step(step, study, self.config.limits, budget)
-        evidence = ToolEvidence(id=conversation.next_id("T"), result=result, question_topics=plan.topics)
+        evidence = ToolEvidence(
+            id=conversation.next_id("T"), result=result, question_topics=plan.topics, image_columns=study.shape[2]
+        )
         conversation.record(evidence)
         trace.add(
             "tool_call",

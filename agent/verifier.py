@@ -74,7 +74,7 @@ def _sides_in(evidence: list[AnyEvidence], finding: str | None) -> set[str]:
         if isinstance(ev, ToolEvidence):
             for f in ev.result.findings:
                 if finding is None or label_is(finding, f.label):
-                    side = finding_side(f)
+                    side = finding_side(f, ev.image_columns)
                     if side:
                         sides.add(side)
             if finding is None:

@@ -44,12 +44,17 @@ def is_ctr(measurement: Measurement) -> bool:
     return "cardiothoracic" in name or name == "ctr" or name.startswith("ctr ")
 
 
-def finding_side(finding: Finding) -> str | None:
+def finding_side(finding: Finding, image_columns: int | None = None) -> str | None:
+    """The patient's side: from the tool's attributes, else from its box on a frontal view (image left =
+    patient's right, the standard display of PA and AP chest radiographs)."""
     for key in ("side", "laterality", "location", "lung"):
         value = str(finding.attributes.get(key, "")).lower()
         match = SIDE.search(value.replace("_", " "))
         if match:
             return match.group(1)
+    if finding.box is not None and image_columns:
+        centre = (finding.box.x0 + finding.box.x1) / 2
+        return "right" if centre < image_columns / 2 else "left"
     return None
 
 

@@ -31,7 +31,7 @@ def clean(text: str, limit: int = 60) -> str:
 
 def _finding_sentence(ev: ToolEvidence, finding: Finding) -> Sentence:
     label = clean(finding.label)
-    side = finding_side(finding)
+    side = finding_side(finding, ev.image_columns)
     where = f" in the {side} lung" if side else ""
     value = finding.probability if finding.probability is not None else finding.score
     stats = (
@@ -74,7 +74,7 @@ def _topic_sentence(topic: str, tools: list[ToolEvidence]) -> Sentence:
     for ev in ok:
         for f in ev.result.findings:
             if label_is(name, f.label):
-                side = finding_side(f)
+                side = finding_side(f, ev.image_columns)
                 if is_positive(f):
                     where = f" in the {side} lung" if side else ""
                     return Sentence(text=f"The image is suggestive of {name}{where}.", evidence_ids=[ev.id])

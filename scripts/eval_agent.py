@@ -94,7 +94,7 @@ def false_claims(report: Report) -> list[tuple[str, Sentence]]:
                 if re.search(pattern, f.label.replace("_", " "), re.IGNORECASE):
                     text = f"There is no {finding}." if f.positive else f"There is {finding}."
                     claims.append(("polarity", Sentence(text=text, evidence_ids=[ev.id])))
-                    side = finding_side(f)
+                    side = finding_side(f, ev.image_columns)
                     if f.positive and side:
                         other = "left" if side == "right" else "right"
                         claims.append(

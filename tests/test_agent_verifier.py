@@ -153,3 +153,21 @@ def test_report_json_roundtrip(evidence):
     again = Report.model_validate_json(report.model_dump_json())
     assert again == report
     assert {e.kind for e in again.evidence} == {"tool", "knowledge"}
+
+
+def test_side_from_box_on_a_frontal_view():
+    from tools.result import Box
+
+    finding = Finding(
+        label="nodule", probability=0.7, threshold=0.5, positive=True, box=Box(x0=90, y0=100, x1=140, y1=150)
+    )
+    ev = ToolEvidence(
+        id="T1",
+        result=ToolResult(tool="classifier", model_id="c1", study_id="s1", findings=[finding]),
+        image_columns=512,
+    )
+    report = report_for([ev], question="Is there a nodule and where?")
+    assert report.impression[0].text == "The image is suggestive of nodule in the right lung."
+    index = {"T1": ev}
+    assert check_sentence(Sentence(text="A nodule in the left lung.", evidence_ids=["T1"]), "findings", index)
+    assert not check_sentence(Sentence(text="A nodule in the right lung.", evidence_ids=["T1"]), "findings", index)
