@@ -1,0 +1,42 @@
+"""Input checks before the classifier: only frontal chest X-rays are accepted (the feature-distance check that
+follows the model is in tools/classifier/ood.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tools.study import Study
+
+ACCEPTED_MODALITIES = ("CR", "DX", "OT")
+LATERAL_VIEWS = ("LL", "RL", "LAT", "LATERAL", "L", "RLD", "LLD")
+CHROMA_LIMIT = 0.06  # mean (max - min) over RGB channels; grey radiographs saved as RGB sit near 0
+
+
+def colourfulness(study: Study) -> float:
+    if study.rgb is None:
+        return 0.0
+    rgb = study.rgb[study.rgb.shape[0] // 2]
+    step = max(1, min(rgb.shape[:2]) // 256)
+    sample = rgb[::step, ::step]
+    return float((sample.max(axis=-1) - sample.min(axis=-1)).mean())
+
+
+def refusal_reason(study: Study) -> str | None:
+    """A reason a clinician understands when the study is not a frontal chest X-ray, else None."""
+    meta = study.metadata
+    modality = (meta.modality or "OT").upper()
+    if modality not in ACCEPTED_MODALITIES:
+        return f"not a chest radiograph: modality {modality}; the classifier only reads frontal chest X-rays"
+    view = (meta.view_position or "").strip().upper()
+    if view in LATERAL_VIEWS:
+        return f"lateral view (ViewPosition {view}); the classifier only reads frontal (PA/AP) chest X-rays"
+    body = (meta.body_part or "").upper()
+    if body and body not in ("CHEST", "THORAX", "LUNG"):
+        return f"body part {body} is not chest; the classifier only reads frontal chest X-rays"
+    chroma = colourfulness(study)
+    if chroma > CHROMA_LIMIT:
+        return f"colour image (mean chroma {chroma:.2f}): not a radiograph"
+    frame = study.frame()
+    if float(np.std(frame)) < 0.02:
+        return "image is nearly uniform: no readable content"
+    return None
