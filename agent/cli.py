@@ -11,6 +11,7 @@ import typer
 from agent.commands import ask as ask_command
 from agent.commands import trace_app
 from agent.logging_setup import configure_logging
+from knowledge.cli import app as knowledge_app
 from tools.cli import app as tool_app
 from tools.study import StudyError, load_study, write_preview
 
@@ -18,6 +19,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="An imaging a
 log = logging.getLogger("medagent")
 app.add_typer(tool_app, name="tool")
 app.add_typer(trace_app, name="trace")
+app.add_typer(knowledge_app, name="knowledge")
 app.command("ask")(ask_command)
 
 
