@@ -63,12 +63,15 @@ class Agent:
         limits = self.config.limits
         budget = Budget(limits.total_budget_s)
         conversation = Conversation(self.store, conversation_id)
+        versions = _versions() | (
+            {"llm": f"{self.config.llm.model} @ {self.config.llm.base_url}"} if self.config.llm else {}
+        )
         trace = Trace(
             id=uuid.uuid4().hex,
             conversation_id=conversation.id,
             question=question,
             study=study.summary(),
-            versions=_versions(),
+            versions=versions,
         )
         trace.listen(on_step)
 

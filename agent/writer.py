@@ -121,10 +121,12 @@ def recommendations_section(tools: list[ToolEvidence], facts: list[KnowledgeEvid
                 )
             )
     for fact in facts:
-        if fact.status == "ok":
-            source = clean(fact.source_name or fact.source_id or "knowledge base")
-            title = clean(fact.title or fact.fact_id or "reference fact")
-            out.append(Sentence(text=f"Reference: {title} ({source}).", evidence_ids=[fact.id]))
+        if fact.status == "ok":  # the fact's title and text are data: they stay in the evidence, never in a sentence
+            out.append(
+                Sentence(
+                    text="A reference fact from the knowledge base is cited for the reader.", evidence_ids=[fact.id]
+                )
+            )
     return out
 
 
