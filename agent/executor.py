@@ -33,6 +33,8 @@ def failed_result(tool: str, study: Study, reason: str, status: str = "error") -
 
 def run_step(step: PlannedStep, study: Study, limits: Limits, budget: Budget) -> ToolResult:
     """One tool call; returns an error ToolResult on absence, exception or timeout."""
+    if step.skip:
+        return failed_result(step.tool, study, step.skip, status="refused")
     if not step.available:
         return failed_result(step.tool, study, f"the {step.tool} tool is not installed (not in the tool registry)")
     timeout = min(limits.tool_timeout_s, budget.remaining())

@@ -35,10 +35,15 @@ class Limits(BaseModel):
     knowledge_k: int = Field(default=3, ge=0)
 
 
+LATERAL_VIEWS = ("LL", "RL", "LAT", "LATERAL", "LLD", "RLD")
+FRONTAL_ONLY_TOOLS = ("classifier", "segmenter", "detector")
+
+
 class PlannedStep(BaseModel):
     tool: str
     reason: str
     available: bool
+    skip: str | None = Field(default=None, description="why the step is planned but must not run on this study")
 
 
 class Plan(BaseModel):
@@ -71,7 +76,10 @@ def plan_read(study: Study, question: str, limits: Limits, tools: list[ToolSpec]
         spec = registered.get(name)
         if spec is not None and not applies(spec, study):
             return
-        steps.append(PlannedStep(tool=name, reason=reason, available=spec is not None))
+        skip = None
+        if name in FRONTAL_ONLY_TOOLS and (study.metadata.view_position or "").upper() in LATERAL_VIEWS:
+            skip = f"the {name} reads frontal views only and this is a lateral view"
+        steps.append(PlannedStep(tool=name, reason=reason, available=spec is not None, skip=skip))
 
     for topic in topics:
         for name in TOPIC_TOOLS[topic]:

@@ -227,3 +227,17 @@ def test_positive_tool_finding_reaches_impression(store, samples):
         s.text == "The image is suggestive of nodule in the left lung." and s.evidence_ids == [nodule.id]
         for s in report.impression
     ), report.impression
+
+
+def test_lateral_view_refuses_frontal_tools(agent, samples, tmp_path):
+    ds = pydicom.dcmread(samples / "cr-chest-pa.dcm")
+    ds.ViewPosition = "LL"
+    path = tmp_path / "lateral.dcm"
+    ds.save_as(path)
+    study = load_study(path)
+    assert study.metadata.view_position == "LL"
+    report = agent.ask(study, "Is the heart enlarged?")
+    tools = {e.result.tool: e for e in report.evidence if isinstance(e, ToolEvidence)}
+    assert tools["segmenter"].result.status == "refused"
+    assert any("frontal views only" in s.text for s in report.limitations)
+    assert report.impression[0].text.startswith("Whether there is cardiomegaly cannot be assessed")
