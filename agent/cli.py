@@ -54,8 +54,25 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Bind address; anything but loopback requires --auth."),
     port: int = typer.Option(7860),
     auth: str | None = typer.Option(None, help="user:password required when not bound to loopback."),
+    llm: str | None = typer.Option(None, "--llm", help="OpenAI-compatible URL of a production vLLM (its /v1)."),
+    model: str | None = typer.Option(None, "--model", help="Model name served at --llm."),
+    templates_only: bool = typer.Option(False, "--templates-only", help="No language model: templated reports."),
 ) -> None:
-    """Start the Gradio app."""
+    """Start the Gradio app: on the embedded vLLM CPU server unless --llm points elsewhere."""
+    from agent.config import LLMConfig
+    from agent.embedded_llm import EmbeddedLLMServer
     from ui.app import launch
 
-    launch(host=host, port=port, auth=auth)
+    if (llm is None) != (model is None):
+        raise typer.BadParameter("--llm and --model go together")
+    if llm or templates_only:
+        launch(host=host, port=port, auth=auth, llm=LLMConfig(base_url=llm, model=model) if llm else None)
+        return
+    server = EmbeddedLLMServer()
+    reason = server.settings.missing()
+    if reason:
+        log.warning("embedded language model unavailable (%s): reports are written from templates", reason)
+        launch(host=host, port=port, auth=auth, llm=None)
+        return
+    with server:
+        launch(host=host, port=port, auth=auth, llm=LLMConfig(base_url=server.base_url, model=server.model))
