@@ -14,6 +14,7 @@ from knowledge import corpus as corpora
 from knowledge.embedder import Embedder, load_embedder
 from knowledge.lexical import BM25Index
 from knowledge.models import KnowledgeHit, Source, SourceBatch, SourceValidationError, ValidationIssue
+from knowledge.query import code_candidates, expand_abbreviations
 from knowledge.sources.markdown import parse_markdown
 from knowledge.sources.medquad import looks_like_medquad, medquad
 from knowledge.sources.obo import parse_obo
@@ -190,11 +191,13 @@ class KnowledgeBase:
         if not query.strip() or k <= 0:
             return []
         with self._lock:
-            ranked = self._ranked(query, mode)
+            ranked = self._ranked(expand_abbreviations(query), mode)
             scores: dict[int, float] = dict(ranked)
             order = [vid for vid, _ in ranked]
             rows = self.store.hit_rows("vid", order[: max(k, EXPAND_SEEDS)])
             hits = [self._hit(rows[v], scores[v]) for v in order[:k] if v in rows]
+            if mode == "hybrid":
+                hits = self._exact_codes(query, hits)
             if expand and mode == "hybrid":
                 hits = self._expand(hits, k)
             return hits[:k]
@@ -215,6 +218,15 @@ class KnowledgeBase:
                 fused[vid] = fused.get(vid, 0.0) + 1.0 / (RRF_K + rank + 1)
         top = 2.0 / (RRF_K + 1)
         return sorted(((v, s / top) for v, s in fused.items()), key=lambda x: -x[1])
+
+    def _exact_codes(self, query: str, hits: list[KnowledgeHit]) -> list[KnowledgeHit]:
+        """A code written in the query (J93.11, HP:0001640, D006332) puts that entry first."""
+        rows = self.store.hit_rows("fact_id", code_candidates(query))
+        if not rows:
+            return hits
+        top = max([h.score for h in hits], default=1.0)
+        exact = [self._hit(row, top + 0.01) for row in rows.values()]
+        return exact + [h for h in hits if h.fact_id not in rows]
 
     def _expand(self, hits: list[KnowledgeHit], k: int) -> list[KnowledgeHit]:
         """Follow edges (both ways) from the best hits; neighbours inherit a decayed score."""

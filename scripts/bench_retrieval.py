@@ -1,0 +1,178 @@
+"""Retrieval latency and approximate-index quality.
+
+    python scripts/bench_retrieval.py [--store var/knowledge-eval] [--sizes 100000,1000000] [--out ...json]
+
+1. Real corpus: end-to-end `KnowledgeBase.search` latency (query embedding + BM25 + FAISS + graph expansion).
+2. Synthetic corpora (clustered unit vectors, 384-d): exact IndexFlatIP versus the approximate index
+   (HNSW M=32/efConstruction=80 as used by knowledge.vector_index, and IVF-Flat for the largest size):
+   build time, memory, single-query latency p50/p95 and recall@10 against exact.
+3. End-to-end estimate at each synthetic size: measured query embedding + BM25 over as many synthetic
+   documents + the approximate FAISS search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+
+from knowledge.embedder import load_embedder
+from knowledge.lexical import BM25Index
+from knowledge.vector_index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("bench_retrieval")
+DIM = 384
+N_QUERIES = 200
+
+
+def pct(values: list[float]) -> dict:
+    a = np.asarray(values) * 1000
+    return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p95_ms": round(float(np.percentile(a, 95)), 3)}
+
+
+def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((2000, DIM)).astype(np.float32)
+    x = np.empty((n, DIM), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        stop = min(n, start + 100_000)
+        x[start:stop] = centers[rng.integers(0, len(centers), stop - start)]
+        x[start:stop] += 0.8 * rng.standard_normal((stop - start, DIM)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = x[rng.choice(n, N_QUERIES, replace=False)]
+    q = q + 0.02 * rng.standard_normal(q.shape).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return x, q
+
+
+def time_queries(index: faiss.Index, q: np.ndarray, k: int = 10) -> tuple[list[float], np.ndarray]:
+    lat, out = [], []
+    for row in q:
+        t0 = time.perf_counter()
+        _, ids = index.search(row[None, :], k)
+        lat.append(time.perf_counter() - t0)
+        out.append(ids[0])
+    return lat, np.stack(out)
+
+
+def recall(approx: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact, strict=True)]))
+
+
+def build(kind: str, x: np.ndarray) -> tuple[faiss.Index, float]:
+    t0 = time.perf_counter()
+    if kind == "flat":
+        index = faiss.IndexFlatIP(DIM)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(DIM, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    else:  # ivf
+        nlist = int(4 * np.sqrt(len(x)))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(DIM), DIM, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(1)
+        index.train(x[rng.choice(len(x), min(len(x), 40 * nlist), replace=False)])
+    index.add(x)
+    return index, time.perf_counter() - t0
+
+
+def bench_size(n: int, kinds: list[str]) -> dict:
+    log.info("synthetic %d x %d", n, DIM)
+    x, q = synthetic(n)
+    out: dict = {"n": n, "dim": DIM}
+    exact_ids = None
+    for kind in ["flat", *kinds]:
+        index, build_s = build(kind, x)
+        memory_mb = round(faiss.serialize_index(index).nbytes / 2**20, 1)
+        faiss.omp_set_num_threads(1)
+        settings = [None]
+        if kind == "hnsw":
+            settings = [64, HNSW_EF_SEARCH, 128, 256]
+        elif kind == "ivf":
+            settings = [8, 16, 32, 64]
+        for s in settings:
+            if kind == "hnsw":
+                index.hnsw.efSearch = s
+            elif kind == "ivf":
+                index.nprobe = s
+            lat, ids = time_queries(index, q)
+            if kind == "flat":
+                exact_ids = ids
+            name = kind if s is None else f"{kind}_{'ef' if kind == 'hnsw' else 'nprobe'}{s}"
+            out[name] = {"build_s": round(build_s, 1), "memory_mb": memory_mb, **pct(lat),
+                         "recall@10_vs_exact": round(recall(ids, exact_ids), 4)}
+            log.info("%s %s", name, out[name])
+        faiss.omp_set_num_threads(2)
+        del index
+    return out
+
+
+def bm25_latency(n: int, words: list[str]) -> dict:
+    rng = np.random.default_rng(2)
+    docs = [" ".join(rng.choice(words, 40)) for _ in range(n)]
+    bm25 = BM25Index()
+    t0 = time.perf_counter()
+    bm25.fit(list(range(n)), docs)
+    fit_s = time.perf_counter() - t0
+    lat = []
+    for _ in range(100):
+        query = " ".join(rng.choice(words, 5))
+        t0 = time.perf_counter()
+        bm25.search(query, 50)
+        lat.append(time.perf_counter() - t0)
+    return {"fit_s": round(fit_s, 1), **pct(lat)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--store", type=Path, default=ROOT / "var" / "knowledge-eval")
+    ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--out", type=Path, default=ROOT / "knowledge" / "eval" / "bench.json")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(2)
+    result: dict = {"cpu_threads_query": 1, "note": "shared 2-core CPU under load from other jobs"}
+    queries = [json.loads(s)["query"] for s in (ROOT / "knowledge/eval/queries.jsonl").read_text().splitlines()]
+    embedder = load_embedder()
+    lat = []
+    for qtext in queries:
+        t0 = time.perf_counter()
+        embedder.encode([qtext])
+        lat.append(time.perf_counter() - t0)
+    result["query_embedding"] = pct(lat)
+    if args.store.exists():
+        from knowledge.api import KnowledgeBase
+
+        kb = KnowledgeBase.open(args.store)
+        kb.search("warm up", k=5)
+        lat = []
+        for qtext in queries:
+            t0 = time.perf_counter()
+            kb.search(qtext, k=5)
+            lat.append(time.perf_counter() - t0)
+        result["real_corpus"] = {"facts": kb.store.count_facts(), "end_to_end_hybrid": pct(lat)}
+        words = sorted({w for t in kb.store.all_texts()[1] for w in t.lower().split() if w.isalpha()})
+    else:
+        words = [f"w{i}" for i in range(20000)]
+    for n in (int(s) for s in args.sizes.split(",")):
+        kinds = ["hnsw"] if n <= 300_000 else ["ivf"]
+        entry = bench_size(n, kinds)
+        entry["bm25"] = bm25_latency(n, words) if n <= 300_000 else None
+        if entry["bm25"]:
+            approx = entry.get(f"hnsw_ef{HNSW_EF_SEARCH}", entry["flat"])
+            entry["end_to_end_estimate_p50_ms"] = round(
+                result["query_embedding"]["p50_ms"] + entry["bm25"]["p50_ms"] + approx["p50_ms"], 2)
+        result[f"synthetic_{n}"] = entry
+        args.out.write_text(json.dumps(result, indent=2))
+    log.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    main()
