@@ -25,6 +25,9 @@ def ask(
     model: str | None = typer.Option(None, "--model", help="Model name served at --llm."),
     llm_timeout: float = typer.Option(30.0, "--llm-timeout", help="Seconds per model request."),
     tool_choice: str = typer.Option("required", "--tool-choice", help="required | auto | none"),
+    llm_sections: str = typer.Option(
+        "findings,impression,recommendations,limitations", "--llm-sections", help="Sections the model writes."
+    ),
     embedded: bool = typer.Option(
         False, "--embedded", help="Start the embedded vLLM (scripts/setup_llm.sh) for this run."
     ),
@@ -54,7 +57,15 @@ def ask(
             server = stack.enter_context(EmbeddedLLMServer())
             llm, model = server.base_url, server.model
         llm_config = (
-            LLMConfig(base_url=llm, model=model, timeout_s=llm_timeout, tool_choice=tool_choice) if llm else None
+            LLMConfig(
+                base_url=llm,
+                model=model,
+                timeout_s=llm_timeout,
+                tool_choice=tool_choice,
+                sections=llm_sections.split(","),
+            )
+            if llm
+            else None
         )
         report = Agent(AgentConfig(limits=limits, llm=llm_config)).ask(study, question, conversation_id=conversation)
     if sr is not None:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from agent.contracts import SECTIONS, Section
 from agent.planner import Limits
 
 
@@ -19,6 +20,10 @@ class LLMConfig(BaseModel):
         default="required", description="'required' for small models, 'auto' for capable ones, 'none': no extra calls"
     )
     temperature: float = 0.0
+    sections: list[Section] = Field(
+        default_factory=lambda: list(SECTIONS),
+        description="sections the model writes; the rest come from templates (['impression'] suits a 135M model)",
+    )
 
 
 class AgentConfig(BaseModel):

@@ -58,7 +58,7 @@ def tool_schema(name: str, description: str) -> dict[str, Any]:
     }
 
 
-def report_schema(evidence_ids: list[str]) -> dict[str, Any]:
+def report_schema(evidence_ids: list[str], sections: list[str]) -> dict[str, Any]:
     sentence = {
         "type": "object",
         "properties": {
@@ -72,8 +72,8 @@ def report_schema(evidence_ids: list[str]) -> dict[str, Any]:
         "title": "report",
         "description": "Report sections; each sentence cites evidence ids.",
         "type": "object",
-        "properties": {name: {"type": "array", "items": sentence, "maxItems": 8} for name in SECTIONS},
-        "required": list(SECTIONS),
+        "properties": {name: {"type": "array", "items": sentence, "maxItems": 8} for name in sections},
+        "required": list(sections),
         "additionalProperties": False,
     }
 
@@ -167,7 +167,9 @@ class LLMBackend:
             "question": question,
             "evidence": {e.id: evidence_line(e) for e in template.evidence},
             "template_draft": {
-                name: [s.model_dump(include={"text", "evidence_ids"}) for s in ss] for name, ss in template.sections()
+                name: [s.model_dump(include={"text", "evidence_ids"}) for s in ss]
+                for name, ss in template.sections()
+                if name in self.config.sections
             },
         }
         messages = self._messages(SYSTEM_REPORT, payload)
@@ -181,7 +183,7 @@ class LLMBackend:
         t0 = time.perf_counter()
         try:
             runnable = self.chat.with_structured_output(
-                report_schema(ids), method="json_schema", strict=True, include_raw=True
+                report_schema(ids, self.config.sections), method="json_schema", strict=True, include_raw=True
             )
             out = runnable.invoke(messages)
         except Exception as err:
@@ -199,7 +201,7 @@ class LLMBackend:
             sections = {
                 name: [
                     Sentence(text=s["text"][:MAX_SENTENCE], evidence_ids=list(s["evidence_ids"]), origin="llm")
-                    for s in parsed.get(name) or []
+                    for s in (parsed.get(name) or [] if name in self.config.sections else [])
                 ]
                 for name in SECTIONS
             }

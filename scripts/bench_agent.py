@@ -95,7 +95,9 @@ def main() -> None:
         started = time.perf_counter()
         with EmbeddedLLMServer(settings) as server:
             ready_s = time.perf_counter() - started
-            llm = LLMConfig(base_url=server.base_url, model=server.model, timeout_s=60)
+            llm = LLMConfig(
+                base_url=server.base_url, model=server.model, timeout_s=60, max_tokens=160, sections=["impression"]
+            )
             result["embedded_llm"] = {
                 "server_ready_s": ready_s,
                 **run(Agent(AgentConfig(llm=llm), store=store), questions, data),

@@ -33,7 +33,9 @@ def server():
 
 @pytest.mark.parametrize("name", ["dicom-samples/cr-chest-pa.dcm", "cxr-jsrt-scr/images/JPCLN001.png"])
 def test_ask_end_to_end_with_embedded_vllm(server, data_dir, tmp_path, name):
-    llm = LLMConfig(base_url=server.base_url, model=server.model, timeout_s=120, max_tokens=400)
+    llm = LLMConfig(
+        base_url=server.base_url, model=server.model, timeout_s=120, max_tokens=160, sections=["impression"]
+    )
     store = TraceStore(tmp_path / "traces.sqlite")
     agent = Agent(AgentConfig(limits=Limits(total_budget_s=600, tool_timeout_s=300), llm=llm), store=store)
     report = agent.ask(load_study(data_dir / name), "Is there a nodule and where? Is the heart enlarged?")

@@ -258,3 +258,32 @@ def test_untrusted_text_stays_in_the_data_block(server, store, samples, tmp_path
     tools = lambda r: [e.result.tool for e in r.evidence if isinstance(e, ToolEvidence)]  # noqa: E731
     assert tools(report) == tools(clean_report)
     assert [s.text for s in report.sentences()] == [s.text for s in clean_report.sentences()]
+
+
+def test_model_writes_only_configured_sections(server, store, study):
+    def scenario(req):
+        schema = req["response_format"]["json_schema"]["schema"]
+        assert set(schema["properties"]) == {"impression"}
+        tool_id = schema["properties"]["impression"]["items"]["properties"]["evidence_ids"]["items"]["enum"][0]
+        return (
+            200,
+            completion(
+                {
+                    "content": json.dumps(
+                        {
+                            "impression": [
+                                {"text": "The segmenter result is summarised here.", "evidence_ids": [tool_id]}
+                            ]
+                        }
+                    )
+                }
+            ),
+            0.0,
+        )
+
+    server.scenario = scenario
+    llm = LLMConfig(base_url=server.url, model="stub", timeout_s=5, sections=["impression"])
+    report = Agent(AgentConfig(limits=Limits(knowledge_k=0), llm=llm), store=store).ask(study, "Is the heart enlarged?")
+    assert report.writer == "llm:stub"
+    assert [s.text for s in report.impression] == ["The segmenter result is summarised here."]
+    assert report.findings and all(s.origin == "template" for s in report.findings)
