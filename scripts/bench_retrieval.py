@@ -134,7 +134,10 @@ def main() -> None:
     ap.add_argument("--store", type=Path, default=ROOT / "var" / "knowledge-eval")
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--out", type=Path, default=ROOT / "knowledge" / "eval" / "bench.json")
+    ap.add_argument("--n-queries", type=int, default=N_QUERIES, help="synthetic queries per index")
+    ap.add_argument("--skip-real", action="store_true", help="skip the real-corpus part")
     args = ap.parse_args()
+    globals()["N_QUERIES"] = args.n_queries
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(2)
@@ -147,7 +150,7 @@ def main() -> None:
         embedder.encode([qtext])
         lat.append(time.perf_counter() - t0)
     result["query_embedding"] = pct(lat)
-    if args.store.exists():
+    if args.store.exists() and not args.skip_real:
         from knowledge.api import KnowledgeBase
 
         kb = KnowledgeBase.open(args.store)
