@@ -23,7 +23,10 @@ from tools.classifier.cache import CACHE, cached_images
 from tools.classifier.calibration import fit_temperature
 from tools.classifier.data import LABELS, all_records, label_matrix, patient_split
 from tools.classifier.model import (
+    CAM_BLOCKS,
     INPUT_SIZE,
+    TRUNK_BLOCKS,
+    blocks,
     build_model,
     freeze_trunk,
     head_features,
@@ -40,16 +43,28 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @torch.no_grad()
 def cached_trunk(model: torch.nn.Module, images: np.ndarray, batch: int = 32) -> torch.Tensor:
+    """Frozen-trunk outputs, cached in two stages (blocks[0:CAM_BLOCKS], then up to TRUNK_BLOCKS)."""
     key = hashlib.sha256(images[:: max(len(images) // 64, 1)].tobytes()).hexdigest()[:16]
-    target = CACHE / f"trunk_{INPUT_SIZE}_{len(images)}_{key}.npy"
-    if target.exists():
-        return torch.from_numpy(np.load(target))
+    stage1 = CACHE / f"trunk_{INPUT_SIZE}_{len(images)}_{key}.npy"
+    if stage1.exists():
+        feats = torch.from_numpy(np.load(stage1))
+    else:
+        out = []
+        for i in tqdm(range(0, len(images), batch), desc="trunk features", mininterval=5):
+            out.append(trunk(model, to_tensor(images[i : i + batch]), upto=CAM_BLOCKS).half())
+        feats = torch.cat(out)
+        np.save(stage1, feats.numpy())
+    if TRUNK_BLOCKS == CAM_BLOCKS:
+        return feats
+    stage2 = CACHE / f"trunk{TRUNK_BLOCKS}_{INPUT_SIZE}_{len(images)}_{key}.npy"
+    if stage2.exists():
+        return torch.from_numpy(np.load(stage2))
     out = []
-    for i in tqdm(range(0, len(images), batch), desc="trunk features", mininterval=5):
-        out.append(trunk(model, to_tensor(images[i : i + batch])).half())
-    feats = torch.cat(out)
-    np.save(target, feats.numpy())
-    return feats
+    for i in tqdm(range(0, len(feats), 128), desc="trunk features (stage 2)", mininterval=5):
+        out.append(blocks(model, feats[i : i + 128].float(), CAM_BLOCKS, TRUNK_BLOCKS).half())
+    deep = torch.cat(out)
+    np.save(stage2, deep.numpy())
+    return deep
 
 
 def masked_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -74,7 +89,7 @@ def run_head(model: torch.nn.Module, feats: torch.Tensor, batch: int = 128) -> t
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)

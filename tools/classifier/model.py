@@ -15,8 +15,8 @@ from tools.classifier.data import LABELS
 
 log = logging.getLogger(__name__)
 INPUT_SIZE = 160  # chosen for this 2-core CPU (training time and the 60 ms latency target)
-TRUNK_BLOCKS = 5  # stem + blocks[0:5] (stride 16, 112 channels) stay at their ImageNet weights
-# Grad-CAM is taken on the trunk output (stride 16: 10x10 at 160 input)
+TRUNK_BLOCKS = 6  # stem + blocks[0:6] (stride 32, 192 channels) stay at their ImageNet weights
+CAM_BLOCKS = 5  # Grad-CAM on the output of blocks[0:5] (stride 16, 112 channels: 10x10 at 160 input)
 
 
 def build_model() -> nn.Module:
@@ -66,17 +66,21 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return (x - mean) / std
 
 
-def trunk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def trunk(model: nn.Module, x: torch.Tensor, upto: int = TRUNK_BLOCKS) -> torch.Tensor:
+    """Stem and blocks[0:upto]."""
     x = model.bn1(model.conv_stem(x))
-    for block in model.blocks[:TRUNK_BLOCKS]:
-        x = block(x)
-    return x
+    return blocks(model, x, 0, upto)
 
 
-def head_features(model: nn.Module, t: torch.Tensor) -> torch.Tensor:
-    """Trunk output -> pooled 1280-d penultimate features."""
-    for block in model.blocks[TRUNK_BLOCKS:]:
+def blocks(model: nn.Module, t: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    for block in model.blocks[start:stop]:
         t = block(t)
+    return t
+
+
+def head_features(model: nn.Module, t: torch.Tensor, start: int = TRUNK_BLOCKS) -> torch.Tensor:
+    """Output of blocks[0:start] -> pooled 1280-d penultimate features."""
+    t = blocks(model, t, start, len(model.blocks))
     return model.global_pool(model.bn2(model.conv_head(t)))
 
 

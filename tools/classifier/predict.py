@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from tools.classifier.data import LABELS
-from tools.classifier.model import build_model, head_features, head_logits, to_tensor, trunk
+from tools.classifier.model import CAM_BLOCKS, build_model, head_features, head_logits, to_tensor, trunk
 from tools.classifier.ood import OodModel
 
 log = logging.getLogger(__name__)
@@ -78,14 +78,14 @@ def predict(clf: Classifier, images: np.ndarray, batch_size: int = 32) -> Predic
 
 
 def grad_cam(clf: Classifier, image: np.ndarray, label_indices: list[int]) -> dict[int, np.ndarray]:
-    """Grad-CAM maps on the trunk output (stride 16, e.g. 10x10), scaled to [0,1], for labels of one image."""
+    """Grad-CAM maps on the output of blocks[0:CAM_BLOCKS] (stride 16, e.g. 10x10), scaled to [0,1]."""
     x = to_tensor(image[None]).to(clf.device)
     with torch.no_grad():
-        t = trunk(clf.model, x)
+        t = trunk(clf.model, x, upto=CAM_BLOCKS)
     t = t.detach().requires_grad_(True)
     maps = {}
     with torch.enable_grad():
-        logits = head_logits(clf.model, head_features(clf.model, t))[0]
+        logits = head_logits(clf.model, head_features(clf.model, t, start=CAM_BLOCKS))[0]
         for j in label_indices:
             (grad,) = torch.autograd.grad(logits[j], t, retain_graph=True)
             cam = torch.relu((grad.mean(dim=(2, 3), keepdim=True) * t).sum(dim=1))[0]
