@@ -69,11 +69,12 @@ def test_each_expected_tool_ran_or_is_a_stated_limitation(first_report):
     for name in EXPECTED_CHEST_TOOLS:
         assert name in tools, f"{name} was not planned"
         ev = tools[name]
-        if name in registered:
-            assert ev.result.status == "ok", ev.result.warnings
-        else:
-            assert ev.result.status == "error"
-            assert any(ev.id in s.evidence_ids and "not installed" in s.text for s in first_report.limitations)
+        stated = [s for s in first_report.limitations if ev.id in s.evidence_ids]
+        if ev.result.status == "ok":
+            assert name in registered and not any("No " + name in s.text for s in stated)
+        else:  # absent, or present but failing (e.g. weights not trained yet): a cited limitation, never silence
+            assert stated and stated[0].text.startswith(f"No {name} result is available")
+            assert name in registered or "not installed" in stated[0].text
 
 
 def test_knowledge_is_cited_or_its_absence_stated(first_report):
