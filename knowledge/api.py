@@ -20,7 +20,7 @@ from knowledge.sources.medquad import looks_like_medquad, medquad
 from knowledge.sources.obo import parse_obo
 from knowledge.sources.tabular import parse_tabular
 from knowledge.store import Store
-from knowledge.vector_index import VectorIndex, index_kind
+from knowledge.vector_index import HNSW_THRESHOLD, VectorIndex, index_kind
 from tools.home import medagent_home
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,9 @@ class KnowledgeBase:
             vids = self.store.insert_facts(batch.facts, vecs)
             self.store.insert_edges(batch.edges, batch.source.source_id)
             self.vectors.add(np.asarray(vids, dtype=np.int64), vecs)
-            if save:
+            if save and index_kind(self.vectors.index) == "flat" and self.vectors.ntotal >= HNSW_THRESHOLD:
+                self._reindex()  # grown past the crossover: switch to HNSW
+            elif save:
                 self._save_index()
             self._bm25 = None
             log.info("added %d facts, %d edges from %s", len(vids), len(batch.edges), batch.source.source_id)

@@ -10,8 +10,10 @@ import faiss
 import numpy as np
 
 log = logging.getLogger(__name__)
-# Below this many vectors an exact IndexFlatIP is both fast enough and exact (see scripts/bench_retrieval.py).
-HNSW_THRESHOLD = int(os.environ.get("MEDAGENT_HNSW_THRESHOLD", "200000"))
+# Below this many vectors an exact IndexFlatIP is both exact and fast enough; above it HNSW. Measured on the shared
+# 2-core CPU (knowledge/eval/bench.json): flat costs ~1.3 ms per 1k vectors per query, HNSW ~1 ms at 100k, so a
+# 20 ms budget crosses over near 15-20k vectors.
+HNSW_THRESHOLD = int(os.environ.get("MEDAGENT_HNSW_THRESHOLD", "20000"))
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96

@@ -183,3 +183,20 @@ def test_exact_code_lookup_comes_first(tmp_path: Path) -> None:
     kb.add_batch(packages.icd10cm({"J93.11", "J93.12", "J98.11"}))
     assert kb.search("J93.11", k=3)[0].fact_id == "ICD10CM:J93.11"
     assert kb.search("J98.11", k=3)[0].fact_id == "ICD10CM:J98.11"
+
+
+def test_large_store_switches_to_hnsw_and_still_removes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import knowledge.api
+    import knowledge.vector_index
+
+    monkeypatch.setattr(knowledge.vector_index, "HNSW_THRESHOLD", 50)
+    monkeypatch.setattr(knowledge.api, "HNSW_THRESHOLD", 50)
+    kb = KnowledgeBase.open(tmp_path, corpus="curated")
+    assert kb.stats()["index"]["kind"] == "hnsw"
+    src = tmp_path / "p.md"
+    src.write_text(MD_SOURCE, encoding="utf-8")
+    kb.add_file(src, name="local")
+    assert kb.search("rib fracture reporting protocol", k=1)[0].fact_id == "local-rib-protocol"
+    kb.remove("local")  # HNSW cannot delete ids: the index is rebuilt from the stored vectors
+    assert kb.vectors.ntotal == kb.store.count_facts() == len(curated().facts)
+    assert "local-rib-protocol" not in [h.fact_id for h in kb.search("rib fracture reporting protocol", k=5)]
