@@ -69,7 +69,9 @@ def build(store: TraceStore) -> None:
         open_button = gr.Button("Show steps", elem_id="show-trace")
         export_button = gr.Button("Export JSON")
         replay_button = gr.Button("Replay")
-    steps = gr.Dataframe(headers=["#", "kind", "name", "ms", "data"], label="Steps", interactive=False)
+    steps = gr.Dataframe(
+        headers=["#", "kind", "name", "ms", "data"], label="Steps", interactive=False, elem_id="trace-steps"
+    )
     detail = gr.JSON(label="Trace")
     exported = gr.File(label="Exported trace")
     replayed = gr.JSON(label="Replay result")
