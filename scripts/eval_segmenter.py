@@ -24,34 +24,41 @@ from tools.segmenter.measure import cardiothoracic_ratio
 from tools.segmenter.metrics import dice, hausdorff
 from tools.segmenter.model import STRUCTURES
 from tools.segmenter.predict import MODEL_ID, LoadedModel, load_model, predict, weights_path
+from tools.segmenter.tool import run
 from tools.study import load_study
 
 log = logging.getLogger("eval_segmenter")
 JSRT_SPACING_MM = 0.7
 
 
-def _summary(values: list[float]) -> dict[str, float]:
+def _summary(values: list[float]) -> dict[str, float | int | None]:
+    """mean/median/min/max/std over finite values; `n_undefined` counts empty predictions (infinite distances)."""
     arr = np.asarray(values, dtype=float)
-    return {"mean": round(float(arr.mean()), 4), "median": round(float(np.median(arr)), 4),
-            "min": round(float(arr.min()), 4), "std": round(float(arr.std()), 4)}
+    finite = arr[np.isfinite(arr)]
+    if not len(finite):
+        return {"n_undefined": len(arr)}
+    stats = {"mean": finite.mean(), "median": np.median(finite), "min": finite.min(), "max": finite.max(),
+             "std": finite.std()}
+    return {**{k: round(float(v), 4) for k, v in stats.items()}, "n_undefined": int(len(arr) - len(finite))}
 
 
-def evaluate_jsrt(loaded: LoadedModel) -> dict[str, object]:
+def evaluate_jsrt() -> dict[str, object]:
     names = jsrt_split().val
     per: dict[str, dict[str, list[float]]] = {s: {"dice": [], "hd": [], "hd95": []} for s in STRUCTURES}
     ctr_err, ctr_pred, ctr_ref, times = [], [], [], []
     for name in tqdm(names, desc="JSRT val"):
         study = load_study(JSRT_DIR / "images" / f"{name}.png")
         t0 = time.perf_counter()
-        pred = predict([study.frame()], loaded)[0]
+        result = run([study])[0]  # the full tool: inference, measurements, regions, overlay
         times.append((time.perf_counter() - t0) * 1000)
+        masks = {r.label: r.mask() for r in result.regions}
         ref = dict(zip(STRUCTURES, jsrt_masks(name), strict=True))
         for s in STRUCTURES:
-            per[s]["dice"].append(dice(pred.masks[s], ref[s]))
-            hd, hd95 = hausdorff(pred.masks[s], ref[s], JSRT_SPACING_MM)
+            per[s]["dice"].append(dice(masks[s], ref[s]))
+            hd, hd95 = hausdorff(masks[s], ref[s], JSRT_SPACING_MM)
             per[s]["hd"].append(hd)
             per[s]["hd95"].append(hd95)
-        cp, cr = cardiothoracic_ratio(pred.masks), cardiothoracic_ratio(ref)
+        cp, cr = cardiothoracic_ratio(masks), cardiothoracic_ratio(ref)
         ctr_pred.append(cp if cp is not None else float("nan"))
         ctr_ref.append(cr)
         ctr_err.append(abs(cp - cr) if cp is not None else float("nan"))
@@ -69,7 +76,8 @@ def evaluate_jsrt(loaded: LoadedModel) -> dict[str, object]:
         "ctr_abs_error_max": round(float(np.nanmax(ctr_err)), 4),
         "ctr_not_computable": int(np.isnan(ctr_err).sum()),
         "cardiomegaly_flag_agreement": round(cardiomegaly_agree, 4),
-        "inference_ms_per_image_sequential": _summary(times),
+        "tool_ms_per_512px_image": {**_summary(times), "p50": round(float(np.percentile(times, 50)), 1),
+                                     "p90": round(float(np.percentile(times, 90)), 1)},
         "images": names,
     }
 
@@ -104,7 +112,7 @@ def main() -> None:
         "weights_sha256": loaded.sha256,
         "device": loaded.device.type,
         "torch_threads": args.threads,
-        "jsrt_val": evaluate_jsrt(loaded),
+        "jsrt_val": evaluate_jsrt(),
         "covid_val": evaluate_covid(loaded),
         "bars": {"dice_lungs": 0.97, "dice_heart": 0.93, "dice_clavicles": 0.88, "ctr_mae": 0.02},
     }

@@ -4,7 +4,8 @@
 
 Seeded and CPU-friendly (one thread). JSRT supervises all five structures; the COVID-case masks (both lungs in one
 mask) supervise only the union of the two lung channels (noisy-or), heart/clavicle losses are masked out for them.
-The last epoch's weights are saved (no model selection on the validation split).
+The weights are saved after every epoch and the last one is kept (no model selection on the validation split);
+`--stop-after K` ends the same --epochs schedule after K epochs when the CPU budget runs out.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ def quick_val_dice(model: UNetLite0, images: torch.Tensor, masks: torch.Tensor) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=18)
+    parser.add_argument("--stop-after", type=int, default=None,
+                        help="stop after this many epochs of the --epochs schedule (CPU time budget)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--covid-per-epoch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -144,6 +147,9 @@ def main() -> None:
         log.info("epoch %d loss %.4f val dice@%d %s (%.0fs)", epoch + 1, total / len(batches), INPUT_SIZE,
                  " ".join(f"{s}={d:.3f}" for s, d in zip(STRUCTURES, dice, strict=True)), time.time() - start)
         save(model, args, epoch + 1)
+        if args.stop_after and epoch + 1 >= args.stop_after:
+            log.info("stopping after %d of %d scheduled epochs", epoch + 1, args.epochs)
+            break
     log.info("done in %.0fs -> %s", time.time() - start, args.out)
 
 
