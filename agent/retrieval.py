@@ -25,7 +25,8 @@ class Retrieved(BaseModel):
 
 
 @lru_cache(maxsize=4)
-def _open(path: str | None) -> Any:
+def open_knowledge(path: str | None) -> Any:
+    """The one shared KnowledgeBase per store path (the agent and the maintainer tab use the same)."""
     from knowledge.api import KnowledgeBase  # lazy: the knowledge layer is optional
 
     return KnowledgeBase.open(path=path)
@@ -39,7 +40,7 @@ def knowledge_query(topics: list[str], positive_labels: list[str]) -> str:
 
 def retrieve(query: str, k: int, path: str | None = None) -> Retrieved:
     try:
-        kb = _open(path)
+        kb = open_knowledge(path)
         hits = kb.search(query, k=k)
     except Exception as err:  # missing package, missing index, broken index: all become a limitation
         log.warning("knowledge retrieval unavailable: %s", err)

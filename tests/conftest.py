@@ -12,6 +12,8 @@ import pytest
 os.environ.setdefault("MEDAGENT_HOME", tempfile.mkdtemp(prefix="medagent-test-home-"))
 os.environ.setdefault("MEDAGENT_DEID_SALT", "test-salt")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The app's default corpus takes minutes to embed on 2 cores; tests use the curated facts (seconds).
+os.environ.setdefault("MEDAGENT_KNOWLEDGE_CORPUS", "curated")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -12,9 +12,10 @@ import gradio as gr
 
 from agent.config import AgentConfig, LLMConfig
 from agent.export import to_json
+from agent.retrieval import open_knowledge
 from tools.study import StudyError, load_study, preview_image
 from tools.study.limits import StudyLimits
-from ui import traces_tab
+from ui import knowledge_tab, traces_tab
 from ui.chat import report_markdown, turn
 from ui.overlays import layers, measurement_rows
 from ui.report_view import report_html
@@ -115,6 +116,8 @@ def build_app(config: AgentConfig | None = None) -> gr.Blocks:
                 control.change(_view, [session, preset, enabled], [viewer, measurements, header])
         with gr.Tab("Traces"):
             traces_tab.build(agent.store)
+        with gr.Tab("Knowledge"):
+            knowledge_tab.build(lambda: open_knowledge(agent.config.knowledge_path))
     return demo
 
 
