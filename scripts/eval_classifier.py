@@ -21,7 +21,6 @@ from sklearn.model_selection import cross_val_score
 from tools.classifier.cache import cached_images, load_grey
 from tools.classifier.calibration import ece, fit_temperature, reliability, sigmoid
 from tools.classifier.data import LABELS, all_records, covid_ood_records, label_matrix, patient_split
-from tools.classifier.model import head_features, to_tensor, trunk
 from tools.classifier.predict import load_classifier, predict, weights_path
 
 log = logging.getLogger("eval_classifier")
@@ -63,7 +62,7 @@ def cross_fitted_ece(z: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=ROOT / "tools" / "cards" / "classifier")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -77,7 +76,9 @@ def main() -> None:
     images = cached_images([r.path for r in records])
     y_all = label_matrix(records)
     vidx = np.flatnonzero(is_val)
+    log.info("predicting %d validation images", len(vidx))
     pred = predict(clf, images[vidx])
+    log.info("done")
     y = y_all[vidx]
     src = np.array([records[i].source for i in vidx])
     pat = np.array([records[i].patient for i in vidx])
@@ -141,9 +142,7 @@ def main() -> None:
     m["calibration"] = cal
 
     # shortcut probe: how well the penultimate features identify the source (logistic regression, 5-fold CV)
-    with torch.no_grad():
-        feats = torch.cat([head_features(clf.model, trunk(clf.model, to_tensor(images[vidx][i : i + 64])))
-                           for i in range(0, len(vidx), 64)]).numpy()
+    feats = pred.features
     probe = LogisticRegression(max_iter=2000, C=0.1)
     acc = cross_val_score(probe, feats, src, cv=5).mean()
     m["shortcut_source_identification_accuracy"] = {"accuracy": float(acc), "chance_majority": float(ped.mean()),

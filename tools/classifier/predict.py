@@ -36,6 +36,7 @@ class Prediction:
     probabilities: np.ndarray  # (N, L) calibrated
     logits: np.ndarray  # (N, L) raw
     ood_score: np.ndarray  # (N,)
+    features: np.ndarray  # (N, 1280) pooled penultimate features
 
 
 def weights_path() -> Path:
@@ -74,7 +75,8 @@ def predict(clf: Classifier, images: np.ndarray, batch_size: int = 32) -> Predic
         logits.append(head_logits(clf.model, f).float().cpu())
     z = torch.cat(logits).numpy().astype(np.float64)
     probs = 1.0 / (1.0 + np.exp(-z / clf.temperature))
-    return Prediction(probabilities=probs, logits=z, ood_score=clf.ood.score(torch.cat(pooled).numpy()))
+    feats = torch.cat(pooled).numpy()
+    return Prediction(probabilities=probs, logits=z, ood_score=clf.ood.score(feats), features=feats)
 
 
 def grad_cam(clf: Classifier, image: np.ndarray, label_indices: list[int]) -> dict[int, np.ndarray]:
