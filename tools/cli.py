@@ -39,7 +39,8 @@ def run_tool(
             failed += 1
             typer.echo(json.dumps({"input": path.name, **err.to_dict()}))
             continue
-        for result in spec.run([study], **{k: v for k, v in options.items() if v is not None}):
+        given = {k: v for k, v in options.items() if v is not None}
+        for result in spec.run([study], source_name=path.stem or path.name, **given):
             payload = result.model_dump(mode="json", exclude={"overlay_png_b64"} if not as_json else set())
             if not as_json:
                 payload = {k: payload[k] for k in ("tool", "status", "findings", "measurements", "warnings")}
