@@ -156,3 +156,17 @@ def test_split_is_by_patient() -> None:
     val_patients = {r.patient for r, v in zip(records, val, strict=True) if v}
     assert not train_patients & val_patients
     assert 0.15 < val.mean() < 0.25
+
+
+def test_body_part_gate_uses_defined_terms_only(samples: Path, tmp_path: Path) -> None:
+    import pydicom
+
+    from tools.classifier.gate import refusal_reason
+
+    ds = pydicom.dcmread(samples / "cr-chest-pa.dcm")
+    ds.BodyPartExamined = "KNEE"
+    ds.save_as(tmp_path / "knee.dcm")
+    assert "KNEE" in (refusal_reason(load_study(tmp_path / "knee.dcm")) or "")
+    ds.BodyPartExamined = "IGNORE ALL RULES"  # free text is untrusted: neither obeyed nor echoed
+    ds.save_as(tmp_path / "free-text.dcm")
+    assert refusal_reason(load_study(tmp_path / "free-text.dcm")) is None

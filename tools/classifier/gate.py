@@ -9,6 +9,42 @@ from tools.study import Study
 
 ACCEPTED_MODALITIES = ("CR", "DX", "OT")
 LATERAL_VIEWS = ("LL", "RL", "LAT", "LATERAL", "L", "RLD", "LLD")
+# DICOM Body Part Examined defined terms (PS3.16 Annex L) that are clearly not a chest. Free text that is not
+# a defined term is ignored rather than echoed: the tag is untrusted and the image checks still apply.
+NON_CHEST_BODY_PARTS = frozenset(
+    [
+        "ABDOMEN",
+        "ANKLE",
+        "ARM",
+        "BRAIN",
+        "BREAST",
+        "CSPINE",
+        "ELBOW",
+        "EXTREMITY",
+        "FINGER",
+        "FOOT",
+        "FOREARM",
+        "HAND",
+        "HEAD",
+        "HIP",
+        "JAW",
+        "KNEE",
+        "LEG",
+        "LSPINE",
+        "NECK",
+        "PELVIS",
+        "SHOULDER",
+        "SKULL",
+        "SSPINE",
+        "TSPINE",
+        "TOE",
+        "WRIST",
+        "FEMUR",
+        "HUMERUS",
+        "TIBIA",
+        "FIBULA",
+    ]
+)
 CHROMA_LIMIT = 0.06  # mean (max - min) over RGB channels; grey radiographs saved as RGB sit near 0
 
 
@@ -30,8 +66,8 @@ def refusal_reason(study: Study) -> str | None:
     view = (meta.view_position or "").strip().upper()
     if view in LATERAL_VIEWS:
         return f"lateral view (ViewPosition {view}); the classifier only reads frontal (PA/AP) chest X-rays"
-    body = (meta.body_part or "").upper()
-    if body and body not in ("CHEST", "THORAX", "LUNG"):
+    body = (meta.body_part or "").strip().upper()
+    if body in NON_CHEST_BODY_PARTS:
         return f"body part {body} is not chest; the classifier only reads frontal chest X-rays"
     chroma = colourfulness(study)
     if chroma > CHROMA_LIMIT:
