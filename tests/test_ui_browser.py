@@ -54,6 +54,8 @@ def test_clinician_and_reviewer_journey(app_url: str, samples: Path) -> None:
         page.screenshot(path=str(ARTIFACTS / "02-evidence.png"), full_page=True)
         trace_id = page.locator("#report p.meta").inner_text().rsplit("trace", 1)[-1].strip()
         page.get_by_role("tab", name="Traces").click()
+        page.get_by_role("button", name="Refresh").click()
+        expect(page.locator("#trace-list")).to_contain_text(trace_id[:12], timeout=60_000)
         page.locator("#trace-id textarea").fill(trace_id)
         page.locator("#show-trace").click()
         expect(page.locator("#trace-steps")).to_contain_text("verification", timeout=60_000)

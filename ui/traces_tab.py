@@ -63,7 +63,9 @@ def build(store: TraceStore) -> None:
     with gr.Row():
         query = gr.Textbox(label="Filter (question, study, id, writer)", scale=3)
         refresh = gr.Button("Refresh", scale=1)
-    table = gr.Dataframe(headers=COLUMNS, label="Conversations", interactive=False)
+    table = gr.Dataframe(  # a callable value is re-read on every page load
+        value=lambda: rows(store), headers=COLUMNS, label="Conversations", interactive=False, elem_id="trace-list"
+    )
     trace_id = gr.Textbox(label="Trace id (or its first characters)", elem_id="trace-id")
     with gr.Row():
         open_button = gr.Button("Show steps", elem_id="show-trace")
