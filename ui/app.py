@@ -79,8 +79,15 @@ def build_app(config: AgentConfig | None = None) -> gr.Blocks:
 
     def respond(message, state, preset, enabled):  # type: ignore[no-untyped-def]
         session = state
+        shown = session.study.id if session.study else None
+        unchanged = (gr.update(), gr.update(), gr.update())
         for history, session in turn(message, state, ask):
-            yield (history, session, *_view(session, preset, enabled), gr.update(), gr.update(), None)
+            # Re-send the (large) viewer image only when the study changed: every send re-writes gradio's
+            # cached file, and rewriting it while a client downloads it truncated responses under load.
+            current = session.study.id if session.study else None
+            view = _view(session, preset, enabled) if current != shown else unchanged
+            shown = current
+            yield (history, session, *view, gr.update(), gr.update(), None)
         html = report_html(session.report) if session.report else ""
         presets = gr.update(choices=presets_for(session.study), value=preset) if session.study else gr.update()
         yield (session.history, session, *_view(session, preset, enabled), html, presets, _downloads(session) or None)
