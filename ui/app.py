@@ -13,7 +13,6 @@ import gradio as gr
 from agent.config import AgentConfig, LLMConfig
 from agent.export import to_json
 from agent.retrieval import open_knowledge
-from tools.study import StudyError, load_study, preview_image
 from tools.study.limits import StudyLimits
 from ui import knowledge_tab, traces_tab
 from ui.chat import report_markdown, turn
@@ -28,19 +27,6 @@ TOOL_LAYERS = ["segmenter", "detector", "classifier"]
 CSS = ".evidence{border:1px solid #ccc;border-radius:6px;padding:4px 8px;margin:4px 0}"
 CSS += ".evidence:target{outline:3px solid #f90}.overlay{max-width:320px}"
 CSS += ".cite{font-weight:600;text-decoration:none}.warn{color:#a40}"
-
-
-def describe_upload(path: str | None) -> tuple[Any, dict[str, Any], str]:
-    """A study's preview, de-identified header and warnings (used by the viewer and by tests)."""
-    if not path:
-        return None, {}, "Upload a DICOM file, a zip of a DICOM series, or a PNG/JPEG image."
-    try:
-        study = load_study(path)
-    except StudyError as err:
-        return None, err.to_dict(), f"**Could not load the study:** {err.message}"
-    notes = "\n".join(f"- {w}" for w in study.warnings) or "- none"
-    status = f"Loaded study `{study.id[:12]}`.\n\nWarnings:\n{notes}"
-    return preview_image(study, max_side=1024), study.summary(), status
 
 
 def _view(session: ChatSession, preset: str, enabled: list[str]) -> tuple[Any, list[list[str]], dict[str, Any]]:
