@@ -1,4 +1,6 @@
-"""Score the agent on the question set (agent/eval/questions.jsonl) over real validation images.
+"""Score the agent on the question set (agent/eval/questions.jsonl) over real images held out from the tools.
+
+The set is built by scripts/build_agent_questions.py; each row's `split` says which tools never trained on its image.
 
 Labels are read at run time from the data folder (never committed): JSRT index (nodule, side from `location`),
 paediatric folder (pneumonia), NIH labels (Cardiomegaly, Nodule/Mass). Writes JSON with answer accuracy,
@@ -191,6 +193,7 @@ def main() -> None:
         "template_sentences_dropped_rate": true_dropped / max(1, true_total),
         "latency_p50_s": statistics.median(r["latency_s"] for r in rows),
         "writer": f"llm:{args.model}" if llm else "template",
+        "held_out_by_topic": {t: sorted({str(r.get("split")) for r in scored if r["topic"] == t}) for t in topics},
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
