@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from PIL import Image
 from pydicom.uid import RLELossless, generate_uid
 
-from tools.study import StudyError, StudyErrorReason, load_study
+from tools.study import StudyError, StudyErrorReason, StudyLimits, load_study
 
 
 def test_cr_chest_pa_jpeg_baseline(samples: Path) -> None:
@@ -118,6 +119,24 @@ def test_zip_with_shuffled_names_matches_folder(samples: Path, tmp_path: Path) -
     from_zip, from_folder = load_study(archive), load_study(samples / "ct-3slice")
     assert from_zip.id == from_folder.id
     assert any("without an image were skipped" in w for w in from_zip.warnings)
+
+
+def test_several_uploaded_files_are_one_series(samples: Path, tmp_path: Path) -> None:
+    """A browser uploads a series as separate files (reversed order here): same volume as the folder."""
+    files = sorted((samples / "ct-3slice").iterdir(), reverse=True)
+    assert load_study(files).id == load_study(samples / "ct-3slice").id
+    assert load_study(files[:1]).id == load_study(files[0]).id
+    png = tmp_path / "photo.png"
+    Image.new("L", (8, 8)).save(png)
+    with pytest.raises(StudyError) as info:
+        load_study([png, png])
+    assert info.value.reason is StudyErrorReason.NOT_AN_IMAGE and "on its own" in info.value.message
+    with pytest.raises(StudyError) as info:
+        load_study([files[0], tmp_path / "gone.dcm"])
+    assert info.value.reason is StudyErrorReason.NOT_FOUND
+    with pytest.raises(StudyError) as info:
+        load_study(files, limits=StudyLimits(max_bytes=1000))
+    assert info.value.reason is StudyErrorReason.TOO_LARGE
 
 
 def test_several_series_ask_for_a_choice(samples: Path, tmp_path: Path) -> None:

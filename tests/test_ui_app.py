@@ -24,8 +24,9 @@ def app_url(tmp_path_factory: pytest.TempPathFactory):
     demo.close()
 
 
-def _ask(client: Client, text: str, path: Path | None = None) -> tuple:
-    message = {"text": text, "files": [handle_file(str(path))] if path else []}
+def _ask(client: Client, text: str, path: Path | list[Path] | None = None) -> tuple:
+    paths = path if isinstance(path, list) else [path] if path else []
+    message = {"text": text, "files": [handle_file(str(p)) for p in paths]}
     return client.predict(message, AS_STORED, ["segmenter", "detector", "classifier"], api_name="/respond")
 
 
@@ -52,6 +53,13 @@ def test_bad_upload_and_empty_question(app_url: str, tmp_path: Path) -> None:
     assert "could not load" in _final_text(history).lower()
     history = _ask(Client(app_url, verbose=False), "")[0]
     assert "type a question" in _final_text(history)
+
+
+def test_series_uploaded_as_several_files(app_url: str, samples: Path) -> None:
+    files = sorted((samples / "ct-3slice").iterdir())
+    history, _viewer, _measurements, header, *_ = _ask(Client(app_url, verbose=False), "", files)
+    assert header["metadata"]["frames"] == 3 and header["metadata"]["modality"] == "CT"
+    assert "3 frame(s)" in _final_text(history)
 
 
 def test_two_concurrent_sessions_are_isolated(app_url: str, samples: Path, data_dir: Path) -> None:

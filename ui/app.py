@@ -86,8 +86,9 @@ def build_app(config: AgentConfig | None = None) -> gr.Blocks:
                 with gr.Column(scale=3):
                     chatbot = gr.Chatbot(label="Conversation", height=520, elem_id="chat")
                     box = gr.MultimodalTextbox(
-                        placeholder="Upload a study (DICOM, zip of a series, PNG, JPEG) and ask a question",
-                        file_count="single", elem_id="ask-box",
+                        placeholder="Upload a study (a DICOM file, the files or a zip of a series, PNG, JPEG) "
+                        "and ask a question",
+                        file_count="multiple", elem_id="ask-box",
                     )
                 with gr.Column(scale=2):
                     viewer = gr.AnnotatedImage(label="Study with overlays", elem_id="viewer")

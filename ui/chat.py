@@ -16,7 +16,8 @@ from ui.session import ChatSession
 
 log = logging.getLogger(__name__)
 EMPTY_QUESTION = "Please type a question about the study (for example: “Is the heart enlarged?”)."
-NO_STUDY = "Please upload a study first: a DICOM file, a zip of a DICOM series, or a PNG/JPEG image."
+NO_STUDY = ("Please upload a study first: a DICOM file, the files or a zip of a DICOM series, "
+            "or a PNG/JPEG image.")
 STEP_TITLES = {"tool_call": "🔧 Tool", "retrieval": "📚 Retrieval", "plan": "🧭 Plan", "verification": "✅ Verifier",
                "write": "📝 Report writer", "llm_request": "🤖 Model request", "llm_response": "🤖 Model response",
                "llm_fallback": "⚠️ Model fallback", "memory": "🧠 Memory"}
@@ -46,14 +47,15 @@ def turn(message: dict[str, Any], session: ChatSession, ask: AskFunction) -> Ite
     history = session.history
     history.append({"role": "user", "content": text or "(upload)"})
     if files:
-        path = files[-1] if isinstance(files[-1], str) else files[-1].get("path")
+        paths = [f if isinstance(f, str) else f.get("path") for f in files]
         try:
-            session.study = load_study(path)
+            session.study = load_study(paths[0] if len(paths) == 1 else paths)
         except StudyError as err:
-            history.append(_assistant(f"I could not load this file: {err.message}"))
+            history.append(_assistant(f"I could not load this upload: {err.message}"))
             yield history, session
             return
-        session.study_name, session.conversation_id, session.report = str(path).rsplit("/", 1)[-1], None, None
+        name = str(paths[0]).rsplit("/", 1)[-1] if len(paths) == 1 else f"{len(paths)} files"
+        session.study_name, session.conversation_id, session.report = name, None, None
         notes = "".join(f"\n- {w}" for w in session.study.warnings)
         history.append(_assistant(f"Loaded a {session.study.modality} study ({session.study.shape[1]}×"
                                   f"{session.study.shape[2]} px, {session.study.shape[0]} frame(s)).{notes}"))

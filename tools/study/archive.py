@@ -17,18 +17,24 @@ SKIPPED_NAMES = ("__MACOSX", ".DS_Store", "Thumbs.db")
 
 def folder_members(folder: Path, limits: StudyLimits) -> Iterator[tuple[str, bytes]]:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not _skipped(p.relative_to(folder).parts))
+    return file_members(files, limits, "The folder", base=folder)
+
+
+def file_members(
+    files: list[Path], limits: StudyLimits, what: str = "The upload", base: Path | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of each file, after checking the count and total size against the limits up front."""
     if len(files) > limits.max_zip_members:
         raise StudyError(
-            StudyErrorReason.TOO_LARGE, f"The folder holds {len(files)} files; the limit is {limits.max_zip_members}."
+            StudyErrorReason.TOO_LARGE, f"{what} holds {len(files)} files; the limit is {limits.max_zip_members}."
         )
     total = sum(p.stat().st_size for p in files)
     if total > limits.max_bytes:
         raise StudyError(
             StudyErrorReason.TOO_LARGE,
-            f"The folder holds {human_bytes(total)}; the limit is {human_bytes(limits.max_bytes)}.",
+            f"{what} holds {human_bytes(total)}; the limit is {human_bytes(limits.max_bytes)}.",
         )
-    for path in files:
-        yield str(path.relative_to(folder)), path.read_bytes()
+    return ((str(p.relative_to(base)) if base else p.name, p.read_bytes()) for p in files)
 
 
 def zip_members(data: bytes, limits: StudyLimits) -> Iterator[tuple[str, bytes]]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from tools.study.archive import ZIP_MAGIC, folder_members, zip_members
+from tools.study.archive import ZIP_MAGIC, file_members, folder_members, zip_members
 from tools.study.deid import installation_salt, pseudonymous_uid
 from tools.study.dicom_reader import looks_like_dicom, read_dataset, reject_non_image
 from tools.study.dicom_study import study_from_instances
@@ -22,19 +22,22 @@ log = logging.getLogger(__name__)
 
 
 def load_study(
-    path: str | Path,
+    path: str | Path | Sequence[str | Path],
     *,
     limits: StudyLimits | None = None,
     series: str | None = None,
     salt: bytes | None = None,
 ) -> Study:
-    """Load a DICOM file, a folder or .zip of DICOM files (one series), or a PNG/JPEG image.
+    """Load a DICOM file, a folder or .zip of DICOM files (one series), several DICOM files of one series (a list
+    of paths, as a browser uploads a series), or a PNG/JPEG image.
 
     ``series`` picks one series by its pseudonymous Series Instance UID when a folder or zip holds
     several (the `StudyError` for that case lists the choices). Raises only `StudyError`.
     """
     limits = limits or StudyLimits()
     salt = installation_salt() if salt is None else salt
+    if not isinstance(path, str | Path):
+        return _files_study([Path(p) for p in path], limits, salt, series)
     path = Path(path)
     name = path.name
     try:
@@ -56,6 +59,28 @@ def load_study(
         raise
     except MemoryError as exc:
         raise StudyError(StudyErrorReason.TOO_LARGE, f"'{name}' needs more memory than is available.") from exc
+
+
+def _files_study(paths: list[Path], limits: StudyLimits, salt: bytes, series: str | None) -> Study:
+    if len(paths) == 1:
+        return load_study(paths[0], limits=limits, series=series, salt=salt)
+    name = f"{len(paths)} files"
+    try:
+        if not paths:
+            raise StudyError(StudyErrorReason.NOT_FOUND, "No file was given.")
+        missing = [p.name for p in paths if not p.is_file()]
+        if missing:
+            raise StudyError(StudyErrorReason.NOT_FOUND, f"No file at '{missing[0]}'.")
+        study = _series_study(file_members(sorted(paths), limits), limits, salt, series, name)
+    except StudyError as err:
+        if err.reason is StudyErrorReason.NOT_AN_IMAGE:
+            err = StudyError(
+                StudyErrorReason.NOT_AN_IMAGE,
+                f"{err.message} Several files are read as one DICOM series; upload a PNG or JPEG on its own.",
+            )
+        log.warning("study rejected (%s)", err.reason.value)
+        raise err from None
+    return study
 
 
 def load_bytes(
