@@ -11,6 +11,7 @@ import typer
 from agent.commands import ask as ask_command
 from agent.commands import trace_app
 from agent.logging_setup import configure_logging
+from knowledge.cases.cli import app as cases_app
 from knowledge.cli import app as knowledge_app
 from tools.cli import app as tool_app
 from tools.study import StudyError, load_study, write_preview
@@ -20,6 +21,7 @@ log = logging.getLogger("medagent")
 app.add_typer(tool_app, name="tool")
 app.add_typer(trace_app, name="trace")
 app.add_typer(knowledge_app, name="knowledge")
+app.add_typer(cases_app, name="cases")
 app.command("ask")(ask_command)
 
 
