@@ -7,7 +7,7 @@ patients of scripts/eval_cases.py stay out. Every image goes through tools.study
 like any import; thumbnails are 128 px grey PNG. The FAISS indexes are not shipped: the library rebuilds them
 from the stored vectors when it is first opened.
 
-    .venv/bin/python scripts/build_cases_demo.py [--per-class 20] [--out knowledge/cases/demo]
+    .venv/bin/python scripts/build_cases_demo.py [--per-class 35] [--out knowledge/cases/demo]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from tools.study import load_study
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--per-class", type=int, default=20, help="cases per (source, diagnosis), at most")
+    ap.add_argument("--per-class", type=int, default=35, help="cases per (source, diagnosis), at most")
     ap.add_argument("--thumbnail", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "knowledge/cases/demo")
