@@ -139,6 +139,11 @@ def test_bad_csv_reports_line_numbers_and_adds_nothing(tmp_path, data_dir, embed
     assert err.value.issues[0].line == 1 and "source" in err.value.issues[0].message
     assert "colour" in err.value.issues[1].message
 
+    (folder / "cases.csv").write_text("file,diagnosis,source,license\n../secret.png,nodule,a,b\n")
+    with pytest.raises(CaseImportError) as err:
+        import_cases(lib, folder)
+    assert err.value.issues[0].line == 2 and "outside" in err.value.issues[0].message
+
 
 def test_cli_json_and_validation_exit_code(imported, tmp_path):
     lib, files, _, _ = imported

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,11 +98,12 @@ def read_rows(csv_path: Path) -> list[tuple[int, dict]]:
                 if row["file"] in seen:
                     issues.append(CaseImportIssue(line, f"'{row['file']}' already listed on line {seen[row['file']]}"))
                 seen.setdefault(row["file"], line)
-                target = (csv_path.parent / row["file"]).resolve()
-                if not target.exists():
-                    issues.append(CaseImportIssue(line, f"no file '{row['file']}' next to the CSV"))
-                elif csv_path.parent.resolve() not in target.parents:
+                folder = Path(os.path.abspath(csv_path.parent))
+                target = Path(os.path.normpath(folder / row["file"]))  # '..' and absolute paths leave the folder
+                if folder not in target.parents:
                     issues.append(CaseImportIssue(line, f"'{row['file']}' is outside the CSV's folder"))
+                elif not target.exists():
+                    issues.append(CaseImportIssue(line, f"no file '{row['file']}' next to the CSV"))
             rows.append((line, row))
     if not rows and not issues:
         issues.append(CaseImportIssue(2, "no rows"))
