@@ -41,6 +41,27 @@ def knn_vote(diags: list[str]) -> str:
     return next(d for d in diags if counts[d] == best)
 
 
+def per_query_p5(q_emb, l_emb, q_cases, l_cases) -> np.ndarray:  # type: ignore[no-untyped-def]
+    top = np.argsort(-(q_emb @ l_emb.T), axis=1)[:, :K]
+    return np.array([np.mean([agrees(q.diagnosis, l_cases[j].labels) for j in row]) for q, row in zip(q_cases, top,
+                                                                                                      strict=True)])
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, patients: list[str], n: int = 2000, seed: int = 0) -> dict:
+    """95% interval of mean(a) - mean(b), resampling patients (their queries move together)."""
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(patients):
+        groups.setdefault(p, []).append(i)
+    keys = list(groups)
+    diff_sum = np.array([float(np.sum(a[groups[k]] - b[groups[k]])) for k in keys])
+    count = np.array([len(groups[k]) for k in keys])
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(keys), size=(n, len(keys)))
+    stats = diff_sum[draws].sum(axis=1) / count[draws].sum(axis=1)
+    return {"mean_difference": round(float(np.mean(a - b)), 4), "ci95": [round(float(np.percentile(stats, 2.5)), 4),
+            round(float(np.percentile(stats, 97.5)), 4)], "resamples": n, "unit": "patient"}
+
+
 def retrieval_metrics(q_emb, l_emb, q_cases, l_cases, q_sources) -> dict:  # type: ignore[no-untyped-def]
     top = np.argsort(-(q_emb @ l_emb.T), axis=1)[:, :K]
     out = {}
@@ -108,17 +129,26 @@ def main() -> None:
                              "queries = held-out patients",
                     "library_cases": len(lib), "queries": len(qry), "k": K, "agreement": "retrieved labels "
                     "contain the query diagnosis", "embedders": {}}
+    per_query = {}
     for emb in (clip, clf):
         t0 = time.time()
         all_emb = np.concatenate([emb.encode_frames(list(images[i : i + 256])) for i in range(0, len(images), 256)])
         ms = (time.time() - t0) / len(images) * 1000
         res = retrieval_metrics(all_emb[qry], all_emb[lib], q_cases, l_cases, q_sources)
         res["embed_ms_per_image_cpu"] = round(ms, 1)
+        per_query[emb.model_id] = per_query_p5(all_emb[qry], all_emb[lib], q_cases, l_cases)
         if emb is clip:
             res["text_to_image"] = text_search(clip, all_emb[lib], l_cases)
         result["embedders"][emb.model_id] = res
         print(emb.model_id, json.dumps(res["all"]), flush=True)
     result["embedders"]["random"] = random_baseline(q_cases, l_cases, q_sources)
+    patients = [records[i].patient for i in qry]
+    result["clip_minus_classifier_precision_at_5"] = {
+        src: paired_bootstrap(*(per_query[m][idx] for m in (clip.model_id, clf.model_id)),
+                              [patients[i] for i in idx])
+        for src in [*SOURCES, "all"]
+        if len(idx := [i for i, s in enumerate(q_sources) if src in ("all", s)])
+    }
     scores = {m: r["all"]["precision_at_5"] for m, r in result["embedders"].items() if m != "random"}
     result["best_embedder_precision_at_5"] = max(scores, key=scores.get)
     result["seconds"] = round(time.time() - start)
