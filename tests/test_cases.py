@@ -176,3 +176,28 @@ def test_demo_library_ships_small_redistributable_and_opens(tmp_path, embedders,
     ped = sorted((data_dir / "cxr-pediatric-pneumonia" / "train" / "PNEUMONIA").glob("*bacteria*.jpeg"))[-1]
     hits = lib.similar_cases(load_study(ped), k=5)
     assert len(hits) == 5 and all(np.isfinite(h.similarity) for h in hits)
+
+
+def test_any_local_open_clip_model_plugs_in(tmp_path, data_dir):
+    """A (tiny, randomly initialised) open_clip model saved the way the hub stores one loads offline from a folder."""
+    import open_clip
+    import torch
+
+    from knowledge.cases.embedders import OpenClipEmbedder
+
+    cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 1, "width": 64, "patch_size": 16},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1}}
+    model = open_clip.CLIP(**cfg)
+    folder = tmp_path / "tiny-clip"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": {}}))
+    with pytest.raises(FileNotFoundError, match="weights"):
+        OpenClipEmbedder(folder)
+    torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
+    emb = OpenClipEmbedder(folder)
+    assert emb.model_id == "open_clip:tiny-clip" and emb.dim == 32
+    files = write_folder(tmp_path / "in", data_dir)[:2]
+    lib = CaseLibrary.open(tmp_path / "lib", embedders=[emb], seed_demo=False)
+    lib.add_studies([(load_study(f), {"diagnosis": "no finding", "source": "t", "license": "CC0"}) for f in files])
+    assert lib.similar_cases(load_study(files[1]), k=1)[0].similarity > 0.99
+    assert len(lib.search_text("pleural effusion", k=2)) == 2

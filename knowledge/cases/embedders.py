@@ -110,6 +110,8 @@ class OpenClipEmbedder:
         folder = Path(folder)
         if not (folder / "open_clip_config.json").exists():
             raise FileNotFoundError(f"no open_clip_config.json in {folder}")
+        if not any(any(folder.glob(pattern)) for pattern in ("*.safetensors", "*.bin", "*.pth")):
+            raise FileNotFoundError(f"no open_clip weights (.safetensors, .bin, .pth) in {folder}")
         self.model, self.preprocess = open_clip.create_model_from_pretrained(f"local-dir:{folder}")
         self.tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
         self.model.eval()
@@ -122,7 +124,7 @@ class OpenClipEmbedder:
 
         batch = []
         for f in frames:
-            grey = to_uint8_input(f) if f.dtype != np.uint8 else f
+            grey = f if f.dtype == np.uint8 else (np.clip(f, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)  # model resizes
             batch.append(self.preprocess(Image.fromarray(grey).convert("RGB")))
         return _normalise(self.model.encode_image(torch.stack(batch)).numpy())
 
