@@ -120,6 +120,7 @@ def main() -> None:
         result["import"] = {"cases": res["added"], "seconds": res["seconds"], "cases_per_s": res["cases_per_s"],
                             "includes": "CSV validation, load + de-identify, thumbnail, embed (all embedders), "
                                         "SQLite commit, FAISS save"}
+    result["load_average_1_5_15"] = [round(x, 2) for x in os.getloadavg()]  # the CPU is shared with other jobs
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from knowledge.cases.cli import app as cases_app
 from knowledge.cases.embedders import load_image_embedder
 from knowledge.cases.importer import CaseImportError, import_cases
-from knowledge.cases.library import DB_NAME, DEMO_DIR, CaseLibrary
+from knowledge.cases.library import DB_NAME, DEMO_DIR, CaseLibrary, NotSearchable
 from tools.study import load_study
 
 HEADER = ["file", "diagnosis", "labels", "report", "source", "license"]
@@ -89,6 +89,14 @@ def test_similar_cases_returns_the_identical_image_first(imported):
     top = lib.similar_cases(load_study(files[1]), k=1)[0]
     assert top.diagnosis == "bacterial pneumonia" and top.report_excerpt == "Right lower lobe consolidation."
     assert set(top.labels) == {"bacterial pneumonia", "pneumonia"} and top.license == "CC BY 4.0"
+
+
+def test_non_chest_xray_studies_are_refused(imported, samples):
+    lib, _, _, _ = imported
+    ct = load_study(sorted((samples / "ct-3slice").iterdir())[0])
+    with pytest.raises(NotSearchable, match="modality CT"):
+        lib.similar_cases(ct)
+    assert len(lib.similar_cases(ct, k=2, check=False)) == 2
 
 
 def test_reopen_uses_the_saved_index(imported, embedders):

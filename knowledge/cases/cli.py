@@ -50,7 +50,14 @@ def similar(
     except StudyError as err:
         typer.echo(f"{file.name}: {err.message}", err=True)
         raise typer.Exit(code=2) from err
-    _print(_library(library, embedder).similar_cases(study, k=k), as_json)
+    from knowledge.cases.library import NotSearchable
+
+    try:
+        hits = _library(library, embedder).similar_cases(study, k=k)
+    except NotSearchable as err:
+        typer.echo(f"{file.name}: {err.reason}", err=True)
+        raise typer.Exit(code=2) from err
+    _print(hits, as_json)
 
 
 @app.command()

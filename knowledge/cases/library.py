@@ -50,6 +50,23 @@ def frame_of(study: Study) -> np.ndarray:
     return study.frame()
 
 
+class NotSearchable(ValueError):
+    """The study is not what the case library holds (frontal chest X-rays); ``reason`` is for the clinician."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def searchable_reason(study: Study) -> str | None:
+    """Why a study must not be matched against chest X-ray cases (CT, lateral, non-chest, colour, blank), else
+    None: the classifier's gate, since both read the same kind of image."""
+    from tools.classifier.gate import refusal_reason
+
+    reason = refusal_reason(study)
+    return f"similar-case search refused: {reason}" if reason else None
+
+
 def _safe(model_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", model_id)
 
@@ -180,8 +197,12 @@ class CaseLibrary:
     def text_embedder(self) -> TextImageEmbedder | None:
         return next((e for e in self.embedders if isinstance(e, TextImageEmbedder)), None)
 
-    def similar_cases(self, study: Study, k: int = 5) -> list[SimilarCase]:
-        """The k stored cases whose images are nearest to the study's representative frame."""
+    def similar_cases(self, study: Study, k: int = 5, check: bool = True) -> list[SimilarCase]:
+        """The k stored cases whose images are nearest to the study's representative frame.
+
+        Raises NotSearchable for studies that are not frontal chest X-rays (``check=False`` skips the gate)."""
+        if check and (reason := searchable_reason(study)):
+            raise NotSearchable(reason)
         vec = self.image_embedder.encode_frames([frame_of(study)])
         return self.search_vector(vec[0], k, self.image_embedder.model_id)
 
