@@ -14,7 +14,7 @@ from tools.backbone import load_imagenet_lite0
 log = logging.getLogger(__name__)
 
 STRUCTURES: tuple[str, ...] = ("right_lung", "left_lung", "heart", "right_clavicle", "left_clavicle")
-INPUT_SIZE = 256
+INPUT_SIZE = 384
 DECODER_CHANNELS = (96, 64, 32, 24, 16)
 
 

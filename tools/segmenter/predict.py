@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "segmenter.pt"
 WEIGHTS_ENV = "MEDAGENT_SEGMENTER_WEIGHTS"
-MODEL_ID = "segmenter-effnetlite0-unet-256"
+MODEL_ID = "segmenter-effnetlite0-unet-384"
 THRESHOLD = 0.5
 
 
