@@ -15,6 +15,7 @@ from knowledge.cases.cli import app as cases_app
 from knowledge.cli import app as knowledge_app
 from tools.cli import app as tool_app
 from tools.study import StudyError, load_study, write_preview
+from ui.users_cli import app as users_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="An imaging agent that shows its work.")
 log = logging.getLogger("medagent")
@@ -22,6 +23,7 @@ app.add_typer(tool_app, name="tool")
 app.add_typer(trace_app, name="trace")
 app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(cases_app, name="cases")
+app.add_typer(users_app, name="users")
 app.command("ask")(ask_command)
 
 
@@ -53,9 +55,12 @@ def inspect(
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Bind address; anything but loopback requires --auth."),
+    host: str = typer.Option("127.0.0.1", help="Bind address; anything but loopback requires authentication."),
     port: int = typer.Option(7860),
-    auth: str | None = typer.Option(None, help="user:password required when not bound to loopback."),
+    auth: str | None = typer.Option(None, help="user:password (visible to other local users: prefer --users-file)."),
+    users_file: Path | None = typer.Option(None, "--users-file", help="Users file of PBKDF2 hashes (`medagent users "
+                                           "add`)."),
+    auth_callback: str | None = typer.Option(None, "--auth-callback", help="module:function(user, password) -> bool."),
     llm: str | None = typer.Option(None, "--llm", help="OpenAI-compatible URL of a production vLLM (its /v1)."),
     model: str | None = typer.Option(None, "--model", help="Model name served at --llm."),
     templates_only: bool = typer.Option(False, "--templates-only", help="No language model: templated reports."),
@@ -67,14 +72,15 @@ def serve(
 
     if (llm is None) != (model is None):
         raise typer.BadParameter("--llm and --model go together")
+    access = {"host": host, "port": port, "auth": auth, "users_file": users_file, "auth_callback": auth_callback}
     if llm or templates_only:
-        launch(host=host, port=port, auth=auth, llm=LLMConfig(base_url=llm, model=model) if llm else None)
+        launch(**access, llm=LLMConfig(base_url=llm, model=model) if llm else None)
         return
     server = EmbeddedLLMServer()
     reason = server.settings.missing()
     if reason:
         log.warning("embedded language model unavailable (%s): reports are written from templates", reason)
-        launch(host=host, port=port, auth=auth, llm=None)
+        launch(**access, llm=None)
         return
     with server:
-        launch(host=host, port=port, auth=auth, llm=LLMConfig(base_url=server.base_url, model=server.model))
+        launch(**access, llm=LLMConfig(base_url=server.base_url, model=server.model))

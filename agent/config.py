@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from agent.contracts import SECTIONS, Section
+from agent.contracts import LLM_SECTIONS, Section
 from agent.planner import Limits
 
 
@@ -21,7 +21,7 @@ class LLMConfig(BaseModel):
     )
     temperature: float = 0.0
     sections: list[Section] = Field(
-        default_factory=lambda: list(SECTIONS),
+        default_factory=lambda: list(LLM_SECTIONS),
         description="sections the model writes; the rest come from templates (['impression'] suits a 135M model)",
     )
 

@@ -16,8 +16,12 @@ DISCLAIMER = (
     "facts. It is not a diagnosis and must be reviewed by a qualified reader before any clinical use."
 )
 EVIDENCE_ID = re.compile(r"^[TKC][1-9][0-9]*$")
-Section = Literal["findings", "impression", "recommendations", "limitations"]
-SECTIONS: tuple[Section, ...] = ("findings", "impression", "recommendations", "limitations")
+Section = Literal["findings", "impression", "similar_cases", "recommendations", "limitations"]
+SECTIONS: tuple[Section, ...] = ("findings", "impression", "similar_cases", "recommendations", "limitations")
+SECTION_TITLES: dict[Section, str] = {"findings": "Findings", "impression": "Impression",
+                                      "similar_cases": "Similar prior cases", "recommendations": "Recommendations",
+                                      "limitations": "Limitations"}
+LLM_SECTIONS: tuple[Section, ...] = ("findings", "impression", "recommendations", "limitations")
 
 
 def now() -> datetime:
@@ -53,14 +57,21 @@ class KnowledgeEvidence(BaseModel):
 
 
 class CaseEvidence(BaseModel):
-    """`C*`: a similar prior case (no case source is wired yet: a later issue)."""
+    """`C*`: a similar prior case from the case library (knowledge/cases), or why none could be searched."""
 
     kind: Literal["case"] = "case"
     id: str = Field(pattern=r"^C[1-9][0-9]*$")
-    case_id: str
-    similarity: float
+    status: Literal["ok", "unavailable"] = "ok"
+    case_id: str = ""
+    similarity: float = 0.0
     diagnosis: str | None = None
+    labels: list[str] = Field(default_factory=list)
     report_excerpt: str | None = None
+    source: str | None = None
+    license: str | None = None
+    thumbnail: str | None = Field(default=None, description="cases://<case_id>/thumbnail.png")
+    embedder: str | None = None
+    reason: str | None = Field(default=None, description="why the search was refused or failed (status unavailable)")
 
 
 Evidence = Annotated[ToolEvidence | KnowledgeEvidence | CaseEvidence, Field(discriminator="kind")]
@@ -78,6 +89,7 @@ class Report(BaseModel):
     conversation_id: str
     findings: list[Sentence] = Field(default_factory=list)
     impression: list[Sentence] = Field(default_factory=list)
+    similar_cases: list[Sentence] = Field(default_factory=list)
     recommendations: list[Sentence] = Field(default_factory=list)
     limitations: list[Sentence] = Field(default_factory=list)
     disclaimer: str = DISCLAIMER

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent.contracts import CaseEvidence, KnowledgeEvidence, Report, ToolEvidence
+from agent.contracts import SECTION_TITLES, CaseEvidence, KnowledgeEvidence, Report, ToolEvidence
 from agent.vocabulary import format_number
 
 
@@ -26,7 +26,7 @@ def evidence_line(ev: ToolEvidence | KnowledgeEvidence | CaseEvidence) -> str:
 def to_markdown(report: Report) -> str:
     lines = [f"# Report for study {report.study_id[:12]}", "", f"**Question:** {json.dumps(report.question)}", ""]
     for name, sentences in report.sections():
-        lines += [f"## {name.capitalize()}", ""]
+        lines += [f"## {SECTION_TITLES[name]}", ""]
         lines += [f"- {s.text} [{', '.join(s.evidence_ids)}]" for s in sentences] or ["- (none)"]
         lines.append("")
     lines += ["## Evidence", ""]

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
+from agent.cases import find_similar
 from agent.config import AgentConfig
-from agent.contracts import KnowledgeEvidence, Report, ToolEvidence, Trace, TraceStep
+from agent.contracts import CaseEvidence, KnowledgeEvidence, Report, ToolEvidence, Trace, TraceStep
 from agent.executor import Budget, run_step
 from agent.memory import Conversation
 from agent.planner import Plan, PlannedStep, plan_read
@@ -84,7 +85,8 @@ class Agent:
             tools += self._llm_tool_calls(study, question, plan, tools, conversation, trace, budget)
 
         facts = self._retrieve(plan, tools, conversation, trace)
-        evidence = [*tools, *facts]
+        cases = self._similar_cases(study, conversation, trace)
+        evidence = [*tools, *facts, *cases]
         t0 = time.perf_counter()
         template = write_report(
             study_id=study.id, question=question, conversation_id=conversation.id, topics=plan.topics, evidence=evidence
@@ -203,6 +205,25 @@ class Agent:
             ],
         )
         return facts
+
+    def _similar_cases(self, study: Study, conversation: Conversation, trace: Trace) -> list[CaseEvidence]:
+        k = self.config.limits.cases_k
+        if k <= 0:
+            return []
+        t0 = time.perf_counter()
+        found = find_similar(study, k)
+        rows = [{"status": "unavailable", "reason": found.error}] if found.error else found.hits
+        cases = [conversation.record(CaseEvidence(id=conversation.next_id("C"), **row)) for row in rows]
+        trace.add(
+            "retrieval",
+            "cases",
+            (time.perf_counter() - t0) * 1000,
+            k=k,
+            error=found.error,
+            hits=[{"evidence_id": c.id, "case_id": c.case_id, "similarity": c.similarity, "diagnosis": c.diagnosis}
+                  for c in cases if c.status == "ok"],
+        )
+        return cases
 
 
 def replay(trace: Trace) -> dict[str, Any]:

@@ -33,6 +33,7 @@ class Limits(BaseModel):
     tool_timeout_s: float = Field(default=60.0, gt=0)
     total_budget_s: float = Field(default=120.0, gt=0)
     knowledge_k: int = Field(default=3, ge=0)
+    cases_k: int = Field(default=3, ge=0, description="similar prior cases to retrieve (0: none)")
 
 
 LATERAL_VIEWS = ("LL", "RL", "LAT", "LATERAL", "LLD", "RLD")

@@ -21,6 +21,7 @@ from agent.vocabulary import (
     is_positive,
     label_is,
 )
+from agent.writer import case_sentence_text
 
 AnyEvidence = ToolEvidence | KnowledgeEvidence | CaseEvidence
 NUMBER = re.compile(r"(?<![A-Za-z0-9.])(-?\d+(?:\.\d+)?)(\s*%)?")
@@ -42,6 +43,7 @@ def _numbers_in(evidence: list[AnyEvidence]) -> list[float]:
         if isinstance(ev, ToolEvidence):
             r = ev.result
             values += [m.value for m in r.measurements]
+            values += [float(x) for m in r.measurements for x, _ in NUMBER.findall(f"{m.name} {m.structure or ''}")]
             for f in r.findings:
                 values += [v for v in (f.probability, f.score, f.threshold) if v is not None]
                 values += [float(v) for v in f.attributes.values() if isinstance(v, int | float)]
@@ -55,6 +57,7 @@ def _numbers_in(evidence: list[AnyEvidence]) -> list[float]:
             values += [float(x) for x, _ in NUMBER.findall(ev.text)]
         else:
             values.append(ev.similarity)
+            values += [float(x) for x, _ in NUMBER.findall(ev.reason or "")]
     return values
 
 
@@ -112,6 +115,16 @@ def _supports(name: str, polarity: str, evidence: list[AnyEvidence], section: Se
     return False
 
 
+def _check_case_sentence(sentence: Sentence, cited: list[AnyEvidence]) -> list[str]:
+    """A similar-cases sentence states one cited prior case's diagnosis and similarity, in the writer's wording."""
+    cases = [e for e in cited if isinstance(e, CaseEvidence) and e.status == "ok"]
+    if len(cases) != len(cited):
+        return ["a similar-cases sentence may cite only retrieved prior cases"]
+    if not any(sentence.text == case_sentence_text(c) for c in cases):
+        return ["does not state a cited prior case's diagnosis and similarity"]
+    return []
+
+
 def check_sentence(sentence: Sentence, section: Section, index: dict[str, AnyEvidence]) -> list[str]:
     """Reasons the sentence is unsupported; empty when it passes."""
     if not sentence.evidence_ids:
@@ -120,6 +133,8 @@ def check_sentence(sentence: Sentence, section: Section, index: dict[str, AnyEvi
     if missing:
         return [f"cites unknown evidence {', '.join(missing)}"]
     cited = [index[i] for i in sentence.evidence_ids]
+    if section == "similar_cases":
+        return _check_case_sentence(sentence, cited)
     reasons: list[str] = []
     text = re.sub(r"\b[TKC][1-9][0-9]*\b", " ", sentence.text)
     values = _numbers_in(cited)

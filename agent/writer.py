@@ -29,10 +29,25 @@ def clean(text: str, limit: int = 60) -> str:
     return SAFE_LABEL.sub(" ", text.replace("_", " ")).strip()[:limit] or "unnamed"
 
 
+def _where(finding: Finding, side: str | None) -> str:
+    """' in the left lung (upper zone, diameter 12 mm)' from what the tool gave; empty when it gave nothing."""
+    details = []
+    zone = str(finding.attributes.get("zone", ""))
+    if zone in ("upper", "middle", "lower"):
+        details.append(f"{zone} zone")
+    for key, unit in (("diameter_mm", "mm"), ("diameter_px", "px")):
+        value = finding.attributes.get(key)
+        if isinstance(value, int | float):
+            details.append(f"diameter {format_number(float(value))} {unit}")
+            break
+    where = f" in the {side} lung" if side else ""
+    return where + (f" ({', '.join(details)})" if details and is_positive(finding) else "")
+
+
 def _finding_sentence(ev: ToolEvidence, finding: Finding) -> Sentence:
     label = clean(finding.label)
     side = finding_side(finding, ev.image_columns)
-    where = f" in the {side} lung" if side else ""
+    where = _where(finding, side)
     value = finding.probability if finding.probability is not None else finding.score
     stats = (
         f"probability {format_number(value)}"
@@ -58,12 +73,36 @@ def _measurement_sentences(ev: ToolEvidence) -> list[Sentence]:
     return out
 
 
+def _below_threshold_summary(ev: ToolEvidence, label: str, findings: list[Finding], any_positive: bool) -> Sentence:
+    """One sentence for a tool's several sub-threshold findings of one label (a detector's candidate list)."""
+    values = [f.probability if f.probability is not None else f.score for f in findings]
+    top = max((v for v in values if v is not None), default=None)
+    kind = "probability" if findings[0].probability is not None else "score"
+    highest = f" (highest {kind} {format_number(top)})" if top is not None else ""
+    if any_positive:
+        text = f"The other {clean(label)}s of the {clean(ev.result.tool)} are below its threshold{highest}."
+    else:
+        text = f"The {clean(ev.result.tool)} reports no {clean(label)} above its threshold{highest}."
+    return Sentence(text=text, evidence_ids=[ev.id])
+
+
 def findings_section(tools: list[ToolEvidence]) -> list[Sentence]:
     out: list[Sentence] = []
     for ev in tools:
         if ev.result.status != "ok":
             continue
-        out += [_finding_sentence(ev, f) for f in ev.result.findings]
+        below: dict[str, list[Finding]] = {}
+        for f in ev.result.findings:
+            if is_positive(f):
+                out.append(_finding_sentence(ev, f))
+            else:
+                below.setdefault(f.label, []).append(f)
+        for label, group in below.items():
+            if len(group) == 1:
+                out.append(_finding_sentence(ev, group[0]))
+            else:
+                any_positive = any(is_positive(f) and f.label == label for f in ev.result.findings)
+                out.append(_below_threshold_summary(ev, label, group, any_positive))
         out += _measurement_sentences(ev)
     return out
 
@@ -71,14 +110,18 @@ def findings_section(tools: list[ToolEvidence]) -> list[Sentence]:
 def _topic_sentence(topic: str, tools: list[ToolEvidence]) -> Sentence:
     name = TOPIC_FINDING[topic]
     ok = [ev for ev in tools if ev.result.status == "ok"]
+    matched = [(ev, f) for ev in ok for f in ev.result.findings if label_is(name, f.label)]
+    if matched:
+        positive = [(ev, f) for ev, f in matched if is_positive(f)]
+        if positive:
+            sides = {finding_side(f, ev.image_columns) for ev, f in positive} - {None}
+            where = f" in the {sides.pop()} lung" if len(sides) == 1 else ""
+            cites = list(dict.fromkeys(ev.id for ev, _ in positive))
+            return Sentence(text=f"The image is suggestive of {name}{where}.", evidence_ids=cites)
+        names = " and the ".join(dict.fromkeys(clean(ev.result.tool) for ev, _ in matched))
+        cites = list(dict.fromkeys(ev.id for ev, _ in matched))
+        return Sentence(text=f"No {name} is suggested by the {names}.", evidence_ids=cites)
     for ev in ok:
-        for f in ev.result.findings:
-            if label_is(name, f.label):
-                side = finding_side(f, ev.image_columns)
-                if is_positive(f):
-                    where = f" in the {side} lung" if side else ""
-                    return Sentence(text=f"The image is suggestive of {name}{where}.", evidence_ids=[ev.id])
-                return Sentence(text=f"No {name} is suggested by the {clean(ev.result.tool)}.", evidence_ids=[ev.id])
         if name == "cardiomegaly":
             for m in ev.result.measurements:
                 if is_ctr(m):
@@ -112,14 +155,10 @@ def impression_section(topics: list[str], tools: list[ToolEvidence]) -> list[Sen
 
 def recommendations_section(tools: list[ToolEvidence], facts: list[KnowledgeEvidence]) -> list[Sentence]:
     out: list[Sentence] = []
-    for ev in tools:
-        if ev.result.status == "ok" and any(is_positive(f) for f in ev.result.findings):
-            out.append(
-                Sentence(
-                    text="A qualified reader should confirm the positive tool findings on the image.",
-                    evidence_ids=[ev.id],
-                )
-            )
+    positive = [ev.id for ev in tools if ev.result.status == "ok" and any(is_positive(f) for f in ev.result.findings)]
+    if positive:
+        out.append(Sentence(text="A qualified reader should confirm the positive tool findings on the image.",
+                            evidence_ids=positive))
     for fact in facts:
         if fact.status == "ok":  # the fact's title and text are data: they stay in the evidence, never in a sentence
             out.append(
@@ -130,8 +169,25 @@ def recommendations_section(tools: list[ToolEvidence], facts: list[KnowledgeEvid
     return out
 
 
-def limitations_section(tools: list[ToolEvidence], facts: list[KnowledgeEvidence]) -> list[Sentence]:
+def case_sentence_text(case: CaseEvidence) -> str:
+    """The one wording of a prior case (the verifier checks it against the cited case)."""
+    return (f"A similar prior case had the diagnosis {clean(case.diagnosis or 'unknown')} "
+            f"(similarity {format_number(case.similarity)}).")
+
+
+def similar_cases_section(cases: list[CaseEvidence]) -> list[Sentence]:
+    """Prior cases for comparison: their diagnoses are theirs, never a finding on this study."""
+    return [Sentence(text=case_sentence_text(c), evidence_ids=[c.id]) for c in cases if c.status == "ok"]
+
+
+def limitations_section(
+    tools: list[ToolEvidence], facts: list[KnowledgeEvidence], cases: list[CaseEvidence] | None = None
+) -> list[Sentence]:
     out: list[Sentence] = []
+    for case in cases or []:
+        if case.status != "ok":
+            reason = clean(case.reason or "unknown error", 160)
+            out.append(Sentence(text=f"No similar prior cases are shown: {reason}.", evidence_ids=[case.id]))
     for ev in tools:
         tool = clean(ev.result.tool)
         if ev.result.status != "ok":
@@ -168,13 +224,15 @@ def write_report(
 ) -> Report:
     tools = [e for e in evidence if isinstance(e, ToolEvidence)]
     facts = [e for e in evidence if isinstance(e, KnowledgeEvidence)]
+    cases = [e for e in evidence if isinstance(e, CaseEvidence)]
     return Report(
         study_id=study_id,
         question=question,
         conversation_id=conversation_id,
         findings=findings_section(tools),
         impression=impression_section(topics, tools),
+        similar_cases=similar_cases_section(cases),
         recommendations=recommendations_section(tools, facts),
-        limitations=limitations_section(tools, facts),
+        limitations=limitations_section(tools, facts, cases),
         evidence=list(evidence),
     )

@@ -111,7 +111,8 @@ def test_follow_up_reuses_results(agent, cr_study, first_report, store):
     reused = [s for s in trace.steps if s.kind == "memory" and s.name != "knowledge"]
     earlier = {e.result.tool: e.id for e in first_report.evidence if isinstance(e, ToolEvidence)}
     ok = {e.result.tool for e in first_report.evidence if isinstance(e, ToolEvidence) and e.result.status == "ok"}
-    assert {s.name for s in reused} == ok
+    planned = {s.tool for s in plan_read(cr_study, "And the heart size?", Limits()).steps}
+    assert {s.name for s in reused} == ok & planned  # what the follow-up needs and the first answer has
     assert not [s for s in trace.steps if s.kind == "tool_call" and s.name in ok]
     for ev in follow.evidence:
         if isinstance(ev, ToolEvidence) and ev.result.tool in ok:

@@ -23,7 +23,7 @@ import pytest
 from agent.config import AgentConfig, LLMConfig
 from agent.contracts import ToolEvidence
 from agent.orchestrator import Agent
-from agent.planner import Limits
+from agent.planner import Limits, plan_read
 from agent.trace_store import TraceStore
 from tools import registry
 from tools.registry import ToolSpec
@@ -151,7 +151,9 @@ def test_tool_calls_parsed_filtered_and_validated(server, store, study, extra_to
     assert response.data["input_tokens"] == 100 and response.data["output_tokens"] == 20
     request = next(r for r in server.requests[::-1] if "tools" in r)
     assert request["tool_choice"] == "required"
-    assert {t["function"]["name"] for t in request["tools"]} == {"extratool", "no_more_tools"}
+    offered = {t["function"]["name"] for t in request["tools"]}
+    assert offered == set(plan_read(study, "Is the heart enlarged?", Limits()).optional) | {"no_more_tools"}
+    assert "extratool" in offered and "delete_everything" not in offered
     assert report.writer == "template" and steps(store, report, "llm_fallback")
 
 

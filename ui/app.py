@@ -15,6 +15,7 @@ from agent.export import to_json
 from agent.retrieval import open_knowledge
 from tools.study.limits import StudyLimits
 from ui import knowledge_tab, traces_tab
+from ui.auth import AuthConfigError, resolve_auth
 from ui.chat import report_markdown, turn
 from ui.overlays import layers, measurement_rows
 from ui.report_view import report_html
@@ -115,10 +116,15 @@ def build_app(config: AgentConfig | None = None) -> gr.Blocks:
     return demo
 
 
-def launch(host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, llm: LLMConfig | None = None) -> None:
-    if host not in LOOPBACK and not auth:
-        raise SystemExit("Refusing to bind beyond loopback without --auth user:password.")
-    credentials = tuple(auth.split(":", 1)) if auth else None
+def launch(host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, llm: LLMConfig | None = None,
+           users_file: Path | None = None, auth_callback: str | None = None) -> None:
+    try:
+        credentials = resolve_auth(auth, users_file, auth_callback)
+    except AuthConfigError as err:
+        raise SystemExit(f"Cannot start: {err}") from err
+    if host not in LOOPBACK and credentials is None:
+        raise SystemExit("Refusing to bind beyond loopback without authentication: give --users-file, "
+                         "--auth-callback or --auth user:password.")
     limit_mib = StudyLimits().max_bytes // (1024 * 1024)
     app = build_app(AgentConfig(llm=llm))
     app.queue(default_concurrency_limit=2).launch(

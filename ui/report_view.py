@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import logging
 from html import escape
 
-from agent.contracts import CaseEvidence, KnowledgeEvidence, Report, ToolEvidence
+from agent.contracts import SECTION_TITLES, CaseEvidence, KnowledgeEvidence, Report, ToolEvidence
+
+log = logging.getLogger(__name__)
 
 
 def _cite(ids: list[str]) -> str:
@@ -34,9 +39,29 @@ def _knowledge_card(ev: KnowledgeEvidence) -> str:
             f"<blockquote>{escape(ev.text)}</blockquote>")
 
 
+def _case_thumbnail(case_id: str) -> str:
+    """The prior case's de-identified thumbnail from the case library, inline; empty when it cannot be read."""
+    try:
+        from knowledge.cases.library import default_library
+
+        image = default_library().thumbnail(case_id)
+    except Exception as err:  # the library is optional: the card still shows the text
+        log.warning("no thumbnail for case %s: %s", case_id, err)
+        return ""
+    if image is None:
+        return ""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"<img class='case-thumb' alt='prior case {escape(case_id)}' src='data:image/png;base64,{data}' width='160'>"
+
+
 def _case_card(ev: CaseEvidence) -> str:
-    return (f"<div class='meta'>case {escape(ev.case_id)} · similarity {ev.similarity:.2f} · "
-            f"{escape(ev.diagnosis or 'no diagnosis')}</div><blockquote>{escape(ev.report_excerpt or '')}</blockquote>")
+    if ev.status != "ok":
+        return f"<div class='meta'>similar-case search unavailable: {escape(ev.reason or '')}</div>"
+    return (f"{_case_thumbnail(ev.case_id)}<div class='meta'>case {escape(ev.case_id)} · similarity "
+            f"{ev.similarity:.2f} · {escape(ev.diagnosis or 'no diagnosis')} · {escape(ev.source or '')} · "
+            f"{escape(ev.license or '')}</div><blockquote>{escape(ev.report_excerpt or '')}</blockquote>")
 
 
 def evidence_card(ev: ToolEvidence | KnowledgeEvidence | CaseEvidence) -> str:
@@ -49,7 +74,7 @@ def report_html(report: Report) -> str:
     parts = ["<div class='report'>"]
     for name, sentences in report.sections():
         items = "".join(f"<li>{escape(s.text)} {_cite(s.evidence_ids)}</li>" for s in sentences) or "<li>(none)</li>"
-        parts.append(f"<h3>{name.capitalize()}</h3><ul class='section-{name}'>{items}</ul>")
+        parts.append(f"<h3>{SECTION_TITLES[name]}</h3><ul class='section-{name}'>{items}</ul>")
     parts.append(f"<p class='disclaimer'><em>{escape(report.disclaimer)}</em></p>")
     parts.append("<h3>Evidence</h3>")
     parts += [evidence_card(ev) for ev in report.evidence]

@@ -1,0 +1,60 @@
+"""Similar prior cases in the agent's report: real case library (the shipped demo, copied into an isolated home),
+real CLIP embedder and FAISS index, cited as C* evidence and checked by the verifier."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MEDAGENT_KNOWLEDGE_CORPUS", "curated")
+
+import pytest
+
+from agent.config import AgentConfig
+from agent.contracts import CaseEvidence, Sentence
+from agent.orchestrator import Agent
+from agent.planner import Limits
+from agent.trace_store import TraceStore
+from agent.verifier import check_sentence
+from tools.study import load_study
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory) -> Agent:
+    store = TraceStore(tmp_path_factory.mktemp("traces") / "traces.sqlite")
+    return Agent(AgentConfig(limits=Limits(tool_timeout_s=120, total_budget_s=300, cases_k=3)), store=store)
+
+
+def test_report_cites_similar_prior_cases(agent: Agent, data_dir) -> None:
+    study = load_study(data_dir / "cxr-nih-subset" / "images" / "00000061_012.jpg")
+    report = agent.ask(study, "Is there pneumonia?")
+    cases = [e for e in report.evidence if isinstance(e, CaseEvidence)]
+    assert len(cases) == 3 and all(c.status == "ok" and c.id.startswith("C") for c in cases)
+    assert all(c.diagnosis and c.thumbnail and c.license and -1.0 <= c.similarity <= 1.0 for c in cases)
+    sims = [c.similarity for c in cases]
+    assert sims == sorted(sims, reverse=True)
+    assert len(report.similar_cases) == 3  # every case sentence passed the verifier
+    for sentence, case in zip(report.similar_cases, cases, strict=True):
+        assert sentence.evidence_ids == [case.id]
+        assert case.diagnosis.replace("_", " ") in sentence.text
+    trace = agent.store.get_trace(report.trace_id)
+    step = next(s for s in trace.steps if s.kind == "retrieval" and s.name == "cases")
+    assert [h["evidence_id"] for h in step.data["hits"]] == [c.id for c in cases]
+
+
+def test_a_ct_study_is_not_matched_and_says_why(agent: Agent, samples) -> None:
+    report = agent.ask(load_study(samples / "ct-3slice"), "Any nodule?")
+    cases = [e for e in report.evidence if isinstance(e, CaseEvidence)]
+    assert len(cases) == 1 and cases[0].status == "unavailable" and "modality CT" in (cases[0].reason or "")
+    assert not report.similar_cases
+    assert any(s.evidence_ids == [cases[0].id] and "No similar prior cases are shown" in s.text
+               for s in report.limitations)
+
+
+def test_verifier_rejects_a_case_sentence_that_misstates_the_case() -> None:
+    case = CaseEvidence(id="C1", case_id="x", similarity=0.9, diagnosis="pneumonia")
+    index = {"C1": case}
+    good = Sentence(text="A similar prior case had the diagnosis pneumonia (similarity 0.90).", evidence_ids=["C1"])
+    assert check_sentence(good, "similar_cases", index) == []
+    for text in ("A similar prior case had the diagnosis lung nodule (similarity 0.90).",
+                 "This patient has pneumonia, like a prior case (similarity 0.90)."):
+        assert check_sentence(Sentence(text=text, evidence_ids=["C1"]), "similar_cases", index)
