@@ -72,3 +72,19 @@ def format_number(value: float) -> str:
     if abs(value) >= 10:
         return f"{value:.1f}"
     return f"{value:.2f}"
+
+
+# Diagnosis words a prior case may bring into a report sentence; anything else stays in the evidence card only
+# (an imported case's diagnosis is untrusted text).
+KNOWN_DIAGNOSIS_TERMS = frozenset({
+    "no finding", "normal", "pneumonia", "bacterial", "viral", "fungal", "aspiration", "lipoid", "bacterial pneumonia",
+    "viral pneumonia", "covid-19", "sars", "mers", "mers-cov", "ards", "influenza", "tuberculosis", "legionella",
+    "klebsiella", "mycoplasma", "pneumocystis", "streptococcus", "chlamydophila", "e.coli", "nocardia",
+    "atelectasis", "cardiomegaly", "consolidation", "edema", "effusion", "emphysema", "fibrosis", "hernia",
+    "infiltration", "mass", "nodule", "lung nodule", "pleural thickening", "pneumothorax", "lung cancer",
+})
+
+
+def known_diagnosis(diagnosis: str | None) -> bool:
+    parts = [p.strip() for p in re.split(r"[/,]", (diagnosis or "").lower())]
+    return bool(parts) and all(p in KNOWN_DIAGNOSIS_TERMS for p in parts)

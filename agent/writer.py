@@ -17,6 +17,7 @@ from agent.vocabulary import (
     format_number,
     is_ctr,
     is_positive,
+    known_diagnosis,
     label_is,
 )
 from tools.result import Finding
@@ -171,8 +172,10 @@ def recommendations_section(tools: list[ToolEvidence], facts: list[KnowledgeEvid
 
 def case_sentence_text(case: CaseEvidence) -> str:
     """The one wording of a prior case (the verifier checks it against the cited case)."""
-    return (f"A similar prior case had the diagnosis {clean(case.diagnosis or 'unknown')} "
-            f"(similarity {format_number(case.similarity)}).")
+    similarity = format_number(case.similarity)
+    if not known_diagnosis(case.diagnosis):
+        return f"A similar prior case is cited with its recorded diagnosis (similarity {similarity})."
+    return f"A similar prior case had the diagnosis {clean(case.diagnosis or 'unknown')} (similarity {similarity})."
 
 
 def similar_cases_section(cases: list[CaseEvidence]) -> list[Sentence]:
