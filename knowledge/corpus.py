@@ -11,6 +11,7 @@ from knowledge.sources import packages
 from knowledge.sources.markdown import parse_markdown
 from knowledge.sources.medquad import default_path as medquad_path
 from knowledge.sources.medquad import medquad
+from knowledge.synonyms import SynonymLinker
 
 log = logging.getLogger(__name__)
 CURATED_DIR = Path(__file__).resolve().parent / "curated"
@@ -48,9 +49,10 @@ def batches(corpus: str, medquad_file: Path | None = None) -> Iterator[SourceBat
     if corpus == "curated":
         return
     full = corpus == "full"
-    yield packages.icd10cm(None if full else packages.icd10cm_neighbourhood(_codes(cur, "ICD10CM")))
-    yield packages.hpo(None if full else packages.hpo_neighbourhood(_codes(cur, "HP")))
-    yield packages.mesh(None if full else _codes(cur, "MESH"))
+    linker = SynonymLinker()
+    yield linker.link(packages.icd10cm(None if full else packages.icd10cm_neighbourhood(_codes(cur, "ICD10CM"))))
+    yield linker.link(packages.hpo(None if full else packages.hpo_neighbourhood(_codes(cur, "HP"))))
+    yield linker.link(packages.mesh(None if full else _codes(cur, "MESH")))
     path = medquad_file or medquad_path()
     if path.exists():
         yield medquad(path, None if full else CHEST_TERMS)
