@@ -27,14 +27,39 @@ CREATE TABLE IF NOT EXISTS manifest (key TEXT PRIMARY KEY, value TEXT);
 """
 
 
-class Store:
+class SqliteStore:
+    """A WAL-mode SQLite file with foreign keys, a ``schema`` and a key/value ``manifest`` table."""
+
+    schema: str = ""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), check_same_thread=False)
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.executescript(SCHEMA)
+        self.db.executescript(self.schema)
+
+    def manifest(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, value FROM manifest").fetchall())
+
+    def set_manifest(self, **values: object) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO manifest(key, value) VALUES (?,?)", [(k, str(v)) for k, v in values.items()]
+        )
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def rollback(self) -> None:
+        self.db.rollback()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class Store(SqliteStore):
+    schema = SCHEMA
 
     # sources -----------------------------------------------------------------
     def upsert_source(self, source: Source) -> None:
@@ -130,17 +155,3 @@ class Store:
     def count_edges(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT type, COUNT(*) FROM edges GROUP BY type").fetchall())
 
-    # manifest ----------------------------------------------------------------
-    def manifest(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT key, value FROM manifest").fetchall())
-
-    def set_manifest(self, **values: object) -> None:
-        self.db.executemany(
-            "INSERT OR REPLACE INTO manifest(key, value) VALUES (?,?)", [(k, str(v)) for k, v in values.items()]
-        )
-
-    def commit(self) -> None:
-        self.db.commit()
-
-    def close(self) -> None:
-        self.db.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -129,6 +130,40 @@ def bm25_latency(n: int, words: list[str]) -> dict:
     return {"fit_s": round(fit_s, 1), **pct(lat)}
 
 
+def add_source_timing(n: int, embedder) -> dict:  # type: ignore[no-untyped-def]
+    """Time `KnowledgeBase.add_file` for an n-row maintainer CSV on a fresh curated store, and check that a fact
+    from the middle of it is the top hit right after (immediately searchable)."""
+    import csv
+    import tempfile
+
+    from knowledge.api import KnowledgeBase
+
+    rng = np.random.default_rng(3)
+    organs = ["lung", "heart", "pleura", "mediastinum", "diaphragm", "rib", "trachea", "hilum"]
+    signs = ["opacity", "lucency", "nodule", "effusion", "thickening", "calcification", "band", "shift"]
+    with tempfile.TemporaryDirectory() as tmp:
+        kb = KnowledgeBase.open(Path(tmp) / "kb", corpus="curated", embedder=embedder)
+        path = Path(tmp) / "local.csv"
+        with path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["id", "title", "text", "url"])
+            for i in range(n):
+                organ, sign = rng.choice(organs), rng.choice(signs)
+                text = f"Protocol step {i} for a {organ} {sign}: compare with the prior film."
+                if i == n // 2:  # the probe: one distinctive fact among a thousand look-alikes
+                    text = "An azygos lobe fissure is a normal variant: report it, do not call it a pneumothorax."
+                writer.writerow([f"local-{i}", f"Local protocol {i}: {organ} {sign}", text,
+                                 f"https://intranet.example/protocols/{i}"])
+        t0 = time.perf_counter()
+        added = kb.add_file(path, name="local protocols", license="internal")
+        add_s = time.perf_counter() - t0
+        probe = n // 2
+        hits = kb.search("azygos fissure variant", k=5)
+        top = hits[0].fact_id if hits else None
+    return {"facts": added, "add_s": round(add_s, 2), "facts_per_s": round(added / add_s, 1),
+            "probe_query_top_hit_is_new_fact": top is not None and top.endswith(f"local-{probe}"), "top_hit": top}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--store", type=Path, default=ROOT / "var" / "knowledge-eval")
@@ -136,12 +171,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "knowledge" / "eval" / "bench.json")
     ap.add_argument("--n-queries", type=int, default=N_QUERIES, help="synthetic queries per index")
     ap.add_argument("--skip-real", action="store_true", help="skip the real-corpus part")
+    ap.add_argument("--add-facts", type=int, default=1000, help="time adding a maintainer CSV of this many facts")
     args = ap.parse_args()
     globals()["N_QUERIES"] = args.n_queries
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(2)
-    result: dict = {"cpu_threads_query": 1, "note": "shared 2-core CPU under load from other jobs"}
+    result: dict = {"cpu_threads_query": 1, "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     queries = [json.loads(s)["query"] for s in (ROOT / "knowledge/eval/queries.jsonl").read_text().splitlines()]
     embedder = load_embedder()
     lat = []
@@ -164,7 +200,10 @@ def main() -> None:
         words = sorted({w for t in kb.store.all_texts()[1] for w in t.lower().split() if w.isalpha()})
     else:
         words = [f"w{i}" for i in range(20000)]
-    for n in (int(s) for s in args.sizes.split(",")):
+    if args.add_facts:
+        result[f"add_{args.add_facts}_fact_csv"] = add_source_timing(args.add_facts, embedder)
+        log.info("add %s", result[f"add_{args.add_facts}_fact_csv"])
+    for n in (int(s) for s in args.sizes.split(",") if s):
         kinds = ["hnsw"] if n <= 300_000 else ["ivf"]
         entry = bench_size(n, kinds)
         entry["bm25"] = bm25_latency(n, words) if n <= 300_000 else None
@@ -173,7 +212,8 @@ def main() -> None:
             entry["end_to_end_estimate_p50_ms"] = round(
                 result["query_embedding"]["p50_ms"] + entry["bm25"]["p50_ms"] + approx["p50_ms"], 2)
         result[f"synthetic_{n}"] = entry
-        args.out.write_text(json.dumps(result, indent=2))
+        args.out.write_text(json.dumps(result, indent=2))  # after each size: a long run keeps what it measured
+    args.out.write_text(json.dumps(result, indent=2))
     log.info("wrote %s", args.out)
 
 

@@ -44,3 +44,15 @@ def load_imagenet_lite0(module: nn.Module, skip_source: tuple[str, ...], skip_ta
     module.load_state_dict(new, strict=False)
     log.info("loaded ImageNet EfficientNet-Lite0 weights (%d tensors)", len(new))
     return len(new)
+
+
+def load_imagenet_features(encoder: nn.Module) -> int:
+    """ImageNet weights into a timm ``features_only`` Lite0 encoder (the package's conv head and classifier skipped)."""
+    return load_imagenet_lite0(encoder, skip_source=("_conv_head", "_bn1.", "_fc"))
+
+
+def standardise(x: torch.Tensor) -> torch.Tensor:
+    """Per-image standardisation of a [0,1] grey batch (N,1,H,W): robust to window/exposure differences."""
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
+    return (x - mean) / std

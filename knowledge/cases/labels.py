@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tools.classifier.data import BACTERIAL, VIRAL, covid_view_ok, pediatric_patient
+from tools.classifier.data import BACTERIAL, VIRAL, frontal_covid_rows, pediatric_patient
 
 PEDIATRIC = "Kermany et al., Cell 2018 (Guangzhou paediatric chest X-rays)"
 NIH = "NIH ChestX-ray14 (Wang et al., CVPR 2017)"
@@ -94,19 +94,16 @@ def nih_cases(root: Path) -> list[CaseInfo]:
 def covid_cases(root: Path) -> list[CaseInfo]:
     """Frontal X-rays with a known finding; the per-image licence decides whether a thumbnail may ship."""
     out = []
-    with open(root / "cxr-covid-cases" / "metadata.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            finding = row["finding"]
-            if not covid_view_ok(row) or finding == "todo":
-                continue
-            notes = " ".join(row["clinical_notes"].split())
-            lic = row["license"].strip()
-            out.append(CaseInfo(
-                path=root / "cxr-covid-cases" / row["image"], patient="cov:" + row["patientid"], source=COVID,
-                license=lic or "unknown", diagnosis=_covid_diagnosis(finding), labels=_pneumonia_labels(finding),
-                redistributable=lic in REDISTRIBUTABLE,
-                text=f"{row['view']} chest X-ray. Finding: {finding}. {notes}".strip(),
-            ))
+    for row in frontal_covid_rows(root):
+        finding = row["finding"]
+        notes = " ".join(row["clinical_notes"].split())
+        lic = row["license"].strip()
+        out.append(CaseInfo(
+            path=root / "cxr-covid-cases" / row["image"], patient="cov:" + row["patientid"], source=COVID,
+            license=lic or "unknown", diagnosis=_covid_diagnosis(finding), labels=_pneumonia_labels(finding),
+            redistributable=lic in REDISTRIBUTABLE,
+            text=f"{row['view']} chest X-ray. Finding: {finding}. {notes}".strip(),
+        ))
     return out
 
 

@@ -8,12 +8,11 @@ readers until ``commit``.
 from __future__ import annotations
 
 import json
-import sqlite3
-from pathlib import Path
 
 import numpy as np
 
 from knowledge.cases.models import CaseRecord
+from knowledge.store import SqliteStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cases (
@@ -30,14 +29,8 @@ CREATE TABLE IF NOT EXISTS manifest (key TEXT PRIMARY KEY, value TEXT);
 COLUMNS = "c.vid, c.case_id, c.source, c.license, c.patient, c.diagnosis, c.labels, c.report, c.study_id"
 
 
-class CaseStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), check_same_thread=False)
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.executescript(SCHEMA)
+class CaseStore(SqliteStore):
+    schema = SCHEMA
 
     def insert(self, case: CaseRecord, vectors: dict[str, np.ndarray]) -> int:
         cur = self.db.execute(
@@ -118,19 +111,3 @@ class CaseStore:
     def diagnoses(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT diagnosis, COUNT(*) FROM cases GROUP BY diagnosis ORDER BY 2 DESC"))
 
-    def manifest(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT key, value FROM manifest").fetchall())
-
-    def set_manifest(self, **values: object) -> None:
-        self.db.executemany(
-            "INSERT OR REPLACE INTO manifest(key, value) VALUES (?,?)", [(k, str(v)) for k, v in values.items()]
-        )
-
-    def commit(self) -> None:
-        self.db.commit()
-
-    def rollback(self) -> None:
-        self.db.rollback()
-
-    def close(self) -> None:
-        self.db.close()

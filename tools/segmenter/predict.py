@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from tools.checkpoint import load_state, read_checkpoint
 from tools.segmenter.model import INPUT_SIZE, STRUCTURES, UNetLite0, normalise
 
 log = logging.getLogger(__name__)
@@ -45,15 +46,12 @@ def weights_path() -> Path:
 @lru_cache(maxsize=2)
 def load_model(path: Path | None = None, device: str | None = None) -> LoadedModel:
     path = path or weights_path()
-    if not path.exists():
-        raise FileNotFoundError(f"segmenter weights not found at {path} (set {WEIGHTS_ENV} or train them with "
-                                "scripts/train_segmenter.py)")
+    payload = read_checkpoint(path, "segmenter", WEIGHTS_ENV, "scripts/train_segmenter.py")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    payload = torch.load(path, map_location="cpu", weights_only=True)
     if tuple(payload["structures"]) != STRUCTURES:
         raise ValueError(f"weights at {path} are for structures {payload['structures']}, expected {STRUCTURES}")
     model = UNetLite0()
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+    load_state(model, payload)
     model.eval().to(dev)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     log.info("loaded segmenter %s (%s) on %s", path, sha[:12], dev)
