@@ -53,6 +53,10 @@ class SentenceTransformerEmbedder:
         self.dim = int(get_dim())
         self._cache: dict[str, np.ndarray] = {}  # text -> vector, so rebuilding a source does not re-embed it
 
+    def clear_cache(self) -> None:
+        """Forget the remembered vectors (benchmarks time the model, not the cache)."""
+        self._cache.clear()
+
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         todo = [i for i, t in enumerate(texts) if t not in self._cache]
