@@ -75,11 +75,13 @@ def _sides_in(evidence: list[AnyEvidence], finding: str | None) -> set[str]:
     sides: set[str] = set()
     for ev in evidence:
         if isinstance(ev, ToolEvidence):
-            for f in ev.result.findings:
-                if finding is None or label_is(finding, f.label):
-                    side = finding_side(f, ev.image_columns)
-                    if side:
-                        sides.add(side)
+            named = [f for f in ev.result.findings if finding is None or label_is(finding, f.label)]
+            # where a tool reports the finding, its side is where the positive ones are, not its rejected candidates
+            positive = [f for f in named if is_positive(f)]
+            for f in positive or named:
+                side = finding_side(f, ev.image_columns)
+                if side:
+                    sides.add(side)
             if finding is None:
                 words = [m.structure or m.name for m in ev.result.measurements] + [g.label for g in ev.result.regions]
                 sides |= {s.lower() for w in words for s in SIDE.findall(w.replace("_", " "))}
@@ -99,12 +101,15 @@ def _supports(name: str, polarity: str, evidence: list[AnyEvidence], section: Se
     tools = [e for e in evidence if isinstance(e, ToolEvidence)]
     if polarity == "uncertain":
         return bool(tools)
+    matched = [f for ev in tools if ev.result.status == "ok" for f in ev.result.findings if label_is(name, f.label)]
+    if polarity == "positive" and any(is_positive(f) for f in matched):
+        return True
+    # "no X" needs every cited X to be negative: one positive candidate among a detector's list contradicts it
+    if polarity == "negative" and matched and not any(is_positive(f) for f in matched):
+        return True
     for ev in tools:
         if ev.result.status != "ok":
             continue
-        for f in ev.result.findings:
-            if label_is(name, f.label) and is_positive(f) == (polarity == "positive"):
-                return True
         if name == "cardiomegaly":
             for m in ev.result.measurements:
                 if is_ctr(m) and (m.value > CTR_THRESHOLD) == (polarity == "positive"):

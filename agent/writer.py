@@ -75,13 +75,15 @@ def _measurement_sentences(ev: ToolEvidence) -> list[Sentence]:
 
 
 def _below_threshold_summary(ev: ToolEvidence, label: str, findings: list[Finding], any_positive: bool) -> Sentence:
-    """One sentence for a tool's several sub-threshold findings of one label (a detector's candidate list)."""
+    """One sentence for a tool's sub-threshold findings of one label (a detector's candidate list)."""
     values = [f.probability if f.probability is not None else f.score for f in findings]
     top = max((v for v in values if v is not None), default=None)
     kind = "probability" if findings[0].probability is not None else "score"
     highest = f" (highest {kind} {format_number(top)})" if top is not None else ""
-    if any_positive:
-        text = f"The other {clean(label)}s of the {clean(ev.result.tool)} are below its threshold{highest}."
+    if any_positive:  # worded without a negation: the tool does report this finding elsewhere
+        many = len(findings) > 1
+        text = (f"The other {clean(label)}{'s' if many else ''} of the {clean(ev.result.tool)} "
+                f"{'are' if many else 'is'} below its threshold{highest}.")
     else:
         text = f"The {clean(ev.result.tool)} reports no {clean(label)} above its threshold{highest}."
     return Sentence(text=text, evidence_ids=[ev.id])
@@ -99,10 +101,10 @@ def findings_section(tools: list[ToolEvidence]) -> list[Sentence]:
             else:
                 below.setdefault(f.label, []).append(f)
         for label, group in below.items():
-            if len(group) == 1:
+            any_positive = any(is_positive(f) and f.label == label for f in ev.result.findings)
+            if len(group) == 1 and not any_positive:
                 out.append(_finding_sentence(ev, group[0]))
             else:
-                any_positive = any(is_positive(f) and f.label == label for f in ev.result.findings)
                 out.append(_below_threshold_summary(ev, label, group, any_positive))
         out += _measurement_sentences(ev)
     return out

@@ -91,17 +91,20 @@ def false_claims(report: Report) -> list[tuple[str, Sentence]]:
             claims.append(
                 ("number", Sentence(text=f"The {m.name.replace('_', ' ')} is {wrong:.2f}.", evidence_ids=[ev.id]))
             )
-        for f in ev.result.findings[:3]:
-            for finding, pattern in FINDING_TEXT.items():
-                if re.search(pattern, f.label.replace("_", " "), re.IGNORECASE):
-                    text = f"There is no {finding}." if f.positive else f"There is {finding}."
-                    claims.append(("polarity", Sentence(text=text, evidence_ids=[ev.id])))
-                    side = finding_side(f, ev.image_columns)
-                    if f.positive and side:
-                        other = "left" if side == "right" else "right"
-                        claims.append(
-                            ("side", Sentence(text=f"There is {finding} in the {other} lung.", evidence_ids=[ev.id]))
-                        )
+        for finding, pattern in FINDING_TEXT.items():
+            # a claim is false against the tool's whole answer for that finding (a detector lists many candidates)
+            named = [f for f in ev.result.findings if re.search(pattern, f.label.replace("_", " "), re.IGNORECASE)]
+            if not named:
+                continue
+            positive = [f for f in named if f.positive]
+            text = f"There is no {finding}." if positive else f"There is {finding}."
+            claims.append(("polarity", Sentence(text=text, evidence_ids=[ev.id])))
+            sides = {finding_side(f, ev.image_columns) for f in positive} - {None}
+            if len(sides) == 1:
+                other = "left" if sides.pop() == "right" else "right"
+                claims.append(
+                    ("side", Sentence(text=f"There is {finding} in the {other} lung.", evidence_ids=[ev.id]))
+                )
         if not any("pneumothorax" in f.label.lower() and f.positive for f in ev.result.findings):
             claims.append(("unsupported", Sentence(text="There is a large pneumothorax.", evidence_ids=[ev.id])))
     claims.append(("unresolvable", Sentence(text="The lungs are clear.", evidence_ids=["T99"])))

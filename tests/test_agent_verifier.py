@@ -183,3 +183,35 @@ def test_knowledge_text_never_enters_a_sentence():
         assert "ignore" not in s.text.lower() and "pneumothorax" not in s.text.lower()
     _, decisions = verify(report)
     assert all(d.action == "kept" for d in decisions)
+
+
+def detector_with_candidates() -> ToolEvidence:
+    """One positive candidate in the left lung, two rejected ones in the right."""
+    def candidate(p: float, side: str, positive: bool) -> Finding:
+        return Finding(label="lung nodule candidate", probability=p, threshold=0.1, positive=positive,
+                       attributes={"side": side, "zone": "upper", "diameter_mm": 12.0})
+
+    return tool("T3", "detector", findings=[candidate(0.93, "left", True), candidate(0.04, "right", False),
+                                            candidate(0.02, "right", False)])
+
+
+def test_a_rejected_candidate_does_not_support_denying_or_relocating_a_reported_one() -> None:
+    index = {"T3": detector_with_candidates()}
+    assert check_sentence(Sentence(text="There is no nodule.", evidence_ids=["T3"]), "impression", index)
+    assert check_sentence(Sentence(text="There is a nodule in the right lung.", evidence_ids=["T3"]), "impression",
+                          index)
+    assert not check_sentence(Sentence(text="There is a nodule in the left lung.", evidence_ids=["T3"]),
+                              "impression", index)
+
+
+def test_detector_report_lists_the_reported_candidate_and_summarises_the_rest() -> None:
+    ev = detector_with_candidates()
+    report, decisions = verify(write_report(study_id="s1", question="nodule?", conversation_id="c1",
+                                            topics=["nodule"], evidence=[ev]))
+    texts = [s.text for s in report.findings]
+    assert ("The detector reports lung nodule candidate in the left lung (upper zone, diameter 12.0 mm) "
+            "(probability 0.93, threshold 0.10).") in texts
+    rest = "The other lung nodule candidates of the detector are below its threshold (highest probability 0.04)."
+    assert rest in texts
+    assert [s.text for s in report.impression] == ["The image is suggestive of nodule in the left lung."]
+    assert not [d for d in decisions if d.action != "kept"]
