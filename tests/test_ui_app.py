@@ -43,6 +43,9 @@ def test_upload_ask_and_get_cited_report(app_url: str, samples: Path) -> None:
     assert 'href="#ev-T1"' in report_html and 'id="ev-T1"' in report_html
     assert any((m.get("metadata") or {}).get("title", "").startswith("🔧 Tool") for m in history)
     assert "[T" in _final_text(history) or "[K" in _final_text(history)
+    # similar prior cases from the shipped demo library: a report section and evidence cards with thumbnails
+    assert "<h3>Similar prior cases</h3>" in report_html and 'href="#ev-C1"' in report_html
+    assert "class='case-thumb'" in report_html and "data:image/png;base64," in report_html
 
 
 def test_bad_upload_and_empty_question(app_url: str, tmp_path: Path) -> None:
