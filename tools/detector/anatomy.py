@@ -11,8 +11,6 @@ from scipy import ndimage
 
 log = logging.getLogger(__name__)
 ZONES = ("upper", "middle", "lower")
-
-
 PRIOR_MARGIN = 0.02  # of the image width: how far outside the lungs and heart a candidate is still kept
 
 
@@ -46,24 +44,29 @@ class LungMap:
         c = int(np.clip(round(x), 0, self.prior.shape[1] - 1))
         return bool(self.prior[r, c])
 
+    @cached_property
+    def _points(self) -> dict[str, np.ndarray]:
+        """(row, col) of every pixel of each lung, found once per image rather than once per candidate."""
+        return {"right": np.argwhere(self.right), "left": np.argwhere(self.left)}
+
     def locate(self, x: float, y: float) -> dict[str, str | bool]:
         """{"side", "zone", "inside_lung_mask"} of the point (x right, y down, frame pixels)."""
         r, c = round(y), round(x)
-        distances = {side: _distance(mask, r, c) for side, mask in (("right", self.right), ("left", self.left))}
+        masks = {"right": self.right, "left": self.left}
+        distances = {side: _distance(mask, self._points[side], r, c) for side, mask in masks.items()}
         side = min(distances, key=distances.__getitem__)
         if not np.isfinite(distances[side]):
             return {"side": "unknown", "zone": "unknown", "inside_lung_mask": False}
-        rows = np.nonzero((self.right if side == "right" else self.left).any(axis=1))[0]
+        rows = self._points[side][:, 0]
         top, bottom = int(rows.min()), int(rows.max())
         third = int(np.clip((y - top) / max(bottom - top, 1) * 3, 0, 2))
         return {"side": side, "zone": ZONES[third], "inside_lung_mask": distances[side] == 0.0}
 
 
-def _distance(mask: np.ndarray, r: int, c: int) -> float:
-    """Pixels from (r, c) to the nearest mask pixel: 0 inside, inf for an empty mask."""
+def _distance(mask: np.ndarray, points: np.ndarray, r: int, c: int) -> float:
+    """Pixels from (r, c) to the nearest of the mask's ``points``: 0 inside, inf for an empty mask."""
     if 0 <= r < mask.shape[0] and 0 <= c < mask.shape[1] and mask[r, c]:
         return 0.0
-    points = np.argwhere(mask)
     if not len(points):
         return float("inf")
     return float(np.hypot(points[:, 0] - r, points[:, 1] - c).min())
