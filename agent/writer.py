@@ -95,17 +95,18 @@ def findings_section(tools: list[ToolEvidence]) -> list[Sentence]:
         if ev.result.status != "ok":
             continue
         below: dict[str, list[Finding]] = {}
+        reported: set[str] = set()
         for f in ev.result.findings:
             if is_positive(f):
                 out.append(_finding_sentence(ev, f))
+                reported.add(f.label)
             else:
                 below.setdefault(f.label, []).append(f)
         for label, group in below.items():
-            any_positive = any(is_positive(f) and f.label == label for f in ev.result.findings)
-            if len(group) == 1 and not any_positive:
+            if len(group) == 1 and label not in reported:
                 out.append(_finding_sentence(ev, group[0]))
             else:
-                out.append(_below_threshold_summary(ev, label, group, any_positive))
+                out.append(_below_threshold_summary(ev, label, group, label in reported))
         out += _measurement_sentences(ev)
     return out
 
