@@ -10,8 +10,6 @@ from pydantic import BaseModel
 from tools.study import Study
 
 log = logging.getLogger(__name__)
-CASE_FIELDS = ("case_id", "similarity", "diagnosis", "labels", "report_excerpt", "source", "license", "thumbnail",
-               "embedder")
 
 
 class FoundCases(BaseModel):
@@ -31,4 +29,4 @@ def find_similar(study: Study, k: int) -> FoundCases:
     except Exception as err:  # missing weights, broken index: a limitation, never a crash
         log.warning("similar-case search unavailable: %s", err)
         return FoundCases(hits=[], error=f"{type(err).__name__}: {err}"[:300])
-    return FoundCases(hits=[h.model_dump(mode="json", include=set(CASE_FIELDS)) for h in hits])
+    return FoundCases(hits=[h.evidence_fields() for h in hits])

@@ -37,8 +37,7 @@ class SimilarCase(BaseModel):
 
     def evidence_fields(self) -> dict[str, object]:
         """The fields of agent.contracts.CaseEvidence (its `id`, `C<n>`, is the caller's to assign)."""
-        return {"case_id": self.case_id, "similarity": self.similarity, "diagnosis": self.diagnosis,
-                "report_excerpt": self.report_excerpt}
+        return self.model_dump(mode="json", exclude={"rank"})
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
