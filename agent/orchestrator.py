@@ -85,7 +85,7 @@ class Agent:
             tools += self._llm_tool_calls(study, question, plan, tools, conversation, trace, budget)
 
         facts = self._retrieve(plan, tools, conversation, trace)
-        cases = self._similar_cases(study, conversation, trace)
+        cases = self._similar_cases(study, plan, conversation, trace)
         evidence = [*tools, *facts, *cases]
         t0 = time.perf_counter()
         template = write_report(
@@ -206,10 +206,14 @@ class Agent:
         )
         return facts
 
-    def _similar_cases(self, study: Study, conversation: Conversation, trace: Trace) -> list[CaseEvidence]:
+    def _similar_cases(self, study: Study, plan: Plan, conversation: Conversation, trace: Trace) -> list[CaseEvidence]:
         k = self.config.limits.cases_k
         if k <= 0:
             return []
+        earlier = [e for sid, e in conversation.history if sid == study.id and isinstance(e, CaseEvidence)]
+        if earlier and not plan.force_fresh and all(e.status == "ok" for e in earlier):
+            trace.add("memory", "cases", evidence_ids=[e.id for e in earlier], reused=True)
+            return earlier  # the same study finds the same cases: a follow-up cites them again
         t0 = time.perf_counter()
         found = find_similar(study, k)
         rows = [{"status": "unavailable", "reason": found.error}] if found.error else found.hits

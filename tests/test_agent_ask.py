@@ -108,7 +108,7 @@ def test_trace_is_persisted_deidentified_and_replays(first_report, store, sample
 def test_follow_up_reuses_results(agent, cr_study, first_report, store):
     follow = agent.ask(cr_study, "And the heart size?", conversation_id=first_report.conversation_id)
     trace = store.get_trace(follow.trace_id)
-    reused = [s for s in trace.steps if s.kind == "memory" and s.name != "knowledge"]
+    reused = [s for s in trace.steps if s.kind == "memory" and s.name not in ("knowledge", "cases")]
     earlier = {e.result.tool: e.id for e in first_report.evidence if isinstance(e, ToolEvidence)}
     ok = {e.result.tool for e in first_report.evidence if isinstance(e, ToolEvidence) and e.result.status == "ok"}
     planned = {s.tool for s in plan_read(cr_study, "And the heart size?", Limits()).steps}
@@ -120,7 +120,7 @@ def test_follow_up_reuses_results(agent, cr_study, first_report, store):
     assert_cited_and_resolvable(follow)
     again = agent.ask(cr_study, "Run it again: heart?", conversation_id=first_report.conversation_id)
     fresh = store.get_trace(again.trace_id)
-    assert not [s for s in fresh.steps if s.kind == "memory" and s.name != "knowledge"]
+    assert not [s for s in fresh.steps if s.kind == "memory" and s.name not in ("knowledge", "cases")]
     new_ids = {e.id for e in again.evidence if isinstance(e, ToolEvidence)}
     assert not new_ids & set(earlier.values()), "fresh results must get new evidence ids"
 

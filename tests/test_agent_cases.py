@@ -75,3 +75,14 @@ def test_an_imported_case_cannot_write_into_the_report() -> None:
     assert not any("ignore" in t.lower() or "normal" in t.lower() or "delete" in t.lower() for t in texts)
     index = report.evidence_by_id()
     assert all(check_sentence(s, "similar_cases", index) == [] for s in report.similar_cases)
+
+
+def test_a_follow_up_on_the_same_study_cites_the_same_cases(agent: Agent, data_dir) -> None:
+    study = load_study(data_dir / "cxr-nih-subset" / "images" / "00000061_012.jpg")
+    first = agent.ask(study, "Is there pneumonia?")
+    follow = agent.ask(study, "And the heart?", conversation_id=first.conversation_id)
+    ids = [e.id for e in first.evidence if isinstance(e, CaseEvidence)]
+    assert ids and [e.id for e in follow.evidence if isinstance(e, CaseEvidence)] == ids
+    steps = agent.store.get_trace(follow.trace_id).steps
+    assert any(s.kind == "memory" and s.name == "cases" for s in steps)
+    assert not any(s.kind == "retrieval" and s.name == "cases" for s in steps)
