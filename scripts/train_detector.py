@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -110,11 +111,12 @@ def alternative_path(path: Path, tta: bool) -> Path:
     return path.with_name(f"{path.stem}_{'no_tta' if tta else 'tta'}{path.suffix}")
 
 
-def run_parallel(jobs: int, fn, arg_list: list[tuple]) -> list:  # type: ignore[no-untyped-def]
+def run_parallel(jobs: int, work: list[tuple[Callable, tuple]]) -> list:
+    """Results of ``fn(*args)`` for each (fn, args), in order; in ``jobs`` spawned processes when jobs > 1."""
     if jobs <= 1:
-        return [fn(*a) for a in arg_list]
+        return [fn(*args) for fn, args in work]
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(fn, *a) for a in arg_list]
+        futures = [pool.submit(_in_worker, fn, args) for fn, args in work]
         return [f.result() for f in futures]
 
 
@@ -151,7 +153,7 @@ def main() -> None:
     work = [(out_of_fold, (f, folds, args)) for f in range(args.folds)]
     if not args.skip_final:
         work.append((train_model, (list(range(len(cases))), args, args.seed, "final")))
-    outputs = run_parallel(args.jobs, _call, work)
+    outputs = run_parallel(args.jobs, work)
     cv = [image for fold_result in outputs[: args.folds] for image in fold_result[args.tta]]
     other = [image for fold_result in outputs[: args.folds] for image in fold_result[not args.tta]]
 
@@ -214,7 +216,7 @@ def finalise(weights: Path, cv_path: Path) -> None:
              calibration.a, calibration.b)
 
 
-def _call(fn, args):  # type: ignore[no-untyped-def]
+def _in_worker(fn: Callable, args: tuple) -> object:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")  # spawned workers log too
     return fn(*args)
 
