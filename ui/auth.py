@@ -91,10 +91,13 @@ def add_user(path: Path, user: str, password: str) -> None:
 
 def users_file_auth(path: Path) -> AuthCallback:
     users = read_users(path)  # validated now: a broken file stops the start, not the first login
+    # an unknown user costs the same hash as a known one, so response time does not reveal who exists
+    decoy = hash_password(secrets.token_urlsafe(16), iterations=int(next(iter(users.values())).split("$")[1]))
 
     def check(user: str, password: str) -> bool:
         encoded = users.get(user)
-        ok = encoded is not None and verify_password(password, encoded)
+        matches = verify_password(password, encoded or decoy)
+        ok = encoded is not None and matches
         if not ok:
             log.warning("failed login for user %r", user)
         return ok
