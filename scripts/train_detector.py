@@ -1,6 +1,6 @@
 """Train the lung nodule detector (CenterNet-style heatmap on ImageNet EfficientNet-Lite0) with patient-level k-fold CV.
 
-    python scripts/train_detector.py [--folds 5] [--steps 1200] [--device cuda] [--jobs 6]
+    python scripts/train_detector.py [--folds 5] [--steps 500] [--size 384] [--paste 0.0] [--device cuda] [--jobs 6]
 
 JSRT has one image per patient, so the seeded, stratified image-level folds are patient-level folds. For each fold a
 model is trained on the other folds and predicts the held-out fold's full images: the out-of-fold candidates
@@ -47,10 +47,11 @@ def train_model(train_idx: list[int], args: argparse.Namespace, seed: int, label
     torch.manual_seed(seed)
     torch.set_num_threads(args.threads)
     cases = load_cases()
-    images, lungs = cached_arrays(cases)
+    images, lungs = cached_arrays(cases, args.size)
     device = torch.device(args.device)
     sub = [cases[i] for i in train_idx]
-    sampler = CropSampler(images[train_idx], lungs[train_idx], sub, crop=INPUT_SIZE, seed=seed)
+    sampler = CropSampler(images[train_idx], lungs[train_idx], sub, crop=args.size, seed=seed,
+                          paste_probability=args.paste)
     positives = [i for i, c in enumerate(sub) if c.nodule]
     negatives = [i for i, c in enumerate(sub) if not c.nodule]
     rng = np.random.default_rng(seed)
@@ -88,11 +89,11 @@ def out_of_fold(fold: int, folds: dict[str, int], args: argparse.Namespace) -> d
     model = CenterNetLite0()
     model.load_state_dict(state)
     device = torch.device(args.device)
-    loaded = LoadedModel(model=model.eval().to(device), device=device, sha256="", input_size=INPUT_SIZE,
+    loaded = LoadedModel(model=model.eval().to(device), device=device, sha256="", input_size=args.size,
                          calibration=None, threshold=None)
-    images, _ = cached_arrays(cases)
+    images, _ = cached_arrays(cases, args.size)
     frames = [images[i].astype(np.float32) / 255 for i in test_idx]
-    scale = SOURCE_SIZE / INPUT_SIZE
+    scale = SOURCE_SIZE / args.size
     results: dict[bool, list[ImageCandidates]] = {}
     for tta in (False, True):
         results[tta] = []
@@ -127,6 +128,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--positive-fraction", type=float, default=0.5, help="share of nodule images per batch")
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--size", type=int, default=INPUT_SIZE, help="model input size (px, square)")
+    parser.add_argument("--paste", type=float, default=0.0,
+                        help="chance per training crop of pasting a nodule of another training image into its lungs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--jobs", type=int, default=1, help="models trained at once (processes)")
@@ -145,7 +149,7 @@ def main() -> None:
         return
     start = time.time()
     cases = load_cases()
-    cached_arrays(cases)  # build the cache once, before the workers read it
+    cached_arrays(cases, args.size)  # build the cache once, before the workers read it
     folds = assign_folds(cases, k=args.folds)
     log.info("%d images (%d with a nodule), %d folds, %d steps per model on %s", len(cases),
              sum(c.nodule for c in cases), args.folds, args.steps, args.device)
@@ -164,7 +168,7 @@ def main() -> None:
     modes = ((cv, args.cv_out, args.tta), (other, alternative_path(args.cv_out, args.tta), not args.tta))
     for images, path, tta in modes:
         path.write_text(json.dumps({
-            "folds": args.folds, "steps": args.steps, "seed": args.seed, "input_size": INPUT_SIZE, "tta": tta,
+            "folds": args.folds, "steps": args.steps, "seed": args.seed, "input_size": args.size, "tta": tta,
             "images": [image.model_dump() for image in images],
         }))
         log.info("wrote %s (tta=%s): FROC %s", path, tta, {fp: round(froc(images).sensitivity_at(fp), 4)
@@ -172,7 +176,7 @@ def main() -> None:
     if args.skip_final:
         return
     torch.save({"state_dict": {k: v.half() if v.is_floating_point() else v for k, v in outputs[-1].items()},
-                "input_size": INPUT_SIZE, "tta": args.tta, "train_args": {k: str(v) for k, v in vars(args).items()}},
+                "input_size": args.size, "tta": args.tta, "train_args": {k: str(v) for k, v in vars(args).items()}},
                args.out)
     finalise(args.out, args.cv_out)
 
