@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from agent.cli import app
 from tools.detector.calibration import Calibration, fit_platt
-from tools.detector.froc import ImageCandidates, Nodule, ScoredCandidate, froc, match
+from tools.detector.froc import ImageCandidates, Nodule, ScoredCandidate, froc, match, paired_difference
 from tools.detector.tool import LABEL
 from tools.registry import get_tool
 from tools.result import ToolResult
@@ -119,3 +119,25 @@ def test_platt_scaling_is_fitted_and_monotonic() -> None:
     assert abs(probs[1] - 0.25) < 0.06 and abs(probs[2] - 0.81) < 0.06
     with pytest.raises(ValueError):
         fit_platt(scores, np.zeros_like(hits))
+
+
+def test_paired_difference_of_two_runs() -> None:
+    def run(first_score: float) -> list[ImageCandidates]:
+        return [
+            ImageCandidates(name="a", nodules=[Nodule(x=100, y=100, radius=10)], candidates=[
+                ScoredCandidate(x=100, y=100, score=first_score), ScoredCandidate(x=300, y=300, score=0.5)]),
+            ImageCandidates(name="b", nodules=[Nodule(x=50, y=50, radius=5)], candidates=[
+                ScoredCandidate(x=50, y=50, score=0.9)]),
+            ImageCandidates(name="c", nodules=[], candidates=[ScoredCandidate(x=10, y=10, score=0.2)]),
+        ]
+
+    # baseline ranks image a's nodule below its false positive; the candidate run above it
+    result = paired_difference(run(0.4), run(0.8), (0.0, 1.0), np.random.default_rng(0), resamples=200)
+    assert result["0"]["baseline"] == 0.5 and result["0"]["candidate"] == 1.0 and result["0"]["difference"] == 0.5
+    low, high = result["0"]["difference_ci95"]
+    assert 0.0 <= low <= 0.5 <= high <= 1.0
+    assert result["1"]["difference"] == 0.0  # at 1 FP/image both runs find both nodules
+    same = paired_difference(run(0.4), run(0.4), (0.0,), np.random.default_rng(0), resamples=50)
+    assert same["0"]["difference_ci95"] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="same images"):
+        paired_difference(run(0.4), run(0.4)[:2], (0.0,), np.random.default_rng(0))
