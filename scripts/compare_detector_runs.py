@@ -24,8 +24,11 @@ BOOTSTRAP = 2000
 SEED = 0
 
 
-def read_run(path: Path) -> list[ImageCandidates]:
-    return [ImageCandidates.model_validate(im) for im in json.loads(path.read_text())["images"]]
+def read_run(path: Path) -> tuple[dict, list[ImageCandidates]]:
+    """The run's settings (everything but the images) and its out-of-fold candidates."""
+    run = json.loads(path.read_text())
+    images = [ImageCandidates.model_validate(im) for im in run.pop("images")]
+    return {"file": path.name, **run}, images
 
 
 def main() -> None:
@@ -35,9 +38,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    result = {"baseline": str(args.baseline), "candidate": str(args.candidate), "bootstrap": BOOTSTRAP,
-              "sensitivity_at_fp_per_image": paired_difference(read_run(args.baseline), read_run(args.candidate),
-                                                               FP_RATES, np.random.default_rng(SEED), BOOTSTRAP)}
+    baseline_settings, baseline = read_run(args.baseline)
+    candidate_settings, candidate = read_run(args.candidate)
+    result = {"baseline": baseline_settings, "candidate": candidate_settings, "bootstrap": BOOTSTRAP,
+              "sensitivity_at_fp_per_image": paired_difference(baseline, candidate, FP_RATES,
+                                                               np.random.default_rng(SEED), BOOTSTRAP)}
     text = json.dumps(result, indent=2) + "\n"
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -169,7 +169,7 @@ def main() -> None:
     for images, path, tta in modes:
         path.write_text(json.dumps({
             "folds": args.folds, "steps": args.steps, "seed": args.seed, "input_size": args.size, "tta": tta,
-            "images": [image.model_dump() for image in images],
+            "batch": args.batch, "paste": args.paste, "images": [image.model_dump() for image in images],
         }))
         log.info("wrote %s (tta=%s): FROC %s", path, tta, {fp: round(froc(images).sensitivity_at(fp), 4)
                                                           for fp in (0.5, 1, 2, 4)})
