@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tools.detector.froc import ImageCandidates, paired_difference
+from tools.detector.operating_point import read_cv
 
 log = logging.getLogger("compare_detector_runs")
 FP_RATES = (0.5, 1.0, 2.0, 4.0)
@@ -26,9 +27,8 @@ SEED = 0
 
 def read_run(path: Path) -> tuple[dict, list[ImageCandidates]]:
     """The run's settings (everything but the images) and its out-of-fold candidates."""
-    run = json.loads(path.read_text())
-    images = [ImageCandidates.model_validate(im) for im in run.pop("images")]
-    return {"file": path.name, **run}, images
+    settings, images = read_cv(path)
+    return {"file": path.name, **settings}, images
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ import numpy as np
 from tools.classifier.calibration import ece, reliability
 from tools.detector.calibration import fit_platt
 from tools.detector.froc import FrocCurve, ImageCandidates, froc, labelled_scores
+from tools.detector.operating_point import read_cv
 
 log = logging.getLogger("eval_detector")
 FP_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -85,14 +86,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("tools/cards/detector"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    data = json.loads(args.cv.read_text())
-    images = [ImageCandidates.model_validate(im) for im in data["images"]]
+    settings, images = read_cv(args.cv)
     overall = froc(images)
     by_subtlety = {s: froc(images, subtlety=s) for s in range(1, 6)}
     metrics = {
         "data": {"images": len(images), "nodules": overall.n_nodules,
-                 "negative_images": sum(not im.nodules for im in images), "folds": data["folds"],
-                 "steps_per_model": data["steps"], "hit_rule": "candidate centre inside the nodule radius"},
+                 "negative_images": sum(not im.nodules for im in images), "folds": settings["folds"],
+                 "hit_rule": "candidate centre inside the nodule radius"},
+        "cv_run": settings,
         "sensitivity_at_fp_per_image": operating_points(overall),
         "sensitivity_ci95": bootstrap_ci(images, np.random.default_rng(SEED)),
         "cpm": round(float(np.mean([overall.sensitivity_at(fp) for fp in FP_RATES])), 4),

@@ -13,8 +13,6 @@ out-of-fold candidates only. Seeded; `--jobs` trains folds in parallel processes
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import math
 import os
@@ -26,20 +24,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
-from tools.detector.anatomy import LungMap
-from tools.detector.calibration import fit_platt
+from tools.detector import operating_point
 from tools.detector.data import SOURCE_SIZE, assign_folds, cached_arrays, load_cases
-from tools.detector.froc import ImageCandidates, Nodule, ScoredCandidate, froc, labelled_scores
+from tools.detector.froc import ImageCandidates, Nodule, ScoredCandidate, froc
 from tools.detector.model import INPUT_SIZE, CenterNetLite0, load_imagenet_encoder, normalise
-from tools.detector.predict import MAX_CANDIDATES, LoadedModel, predict
+from tools.detector.predict import MAX_CANDIDATES, LoadedModel, Member, predict
 from tools.detector.targets import CropSampler, focal_loss
 
 log = logging.getLogger("train_detector")
 SIZE_LOSS_WEIGHT = 0.1
-OPERATING_FP_PER_IMAGE = 0.5  # the "positive" flag: the score reached at this many false positives per image (CV)
 
 
 def train_model(train_idx: list[int], args: argparse.Namespace, seed: int, label: str) -> dict[str, torch.Tensor]:
@@ -89,8 +84,8 @@ def out_of_fold(fold: int, folds: dict[str, int], args: argparse.Namespace) -> d
     model = CenterNetLite0()
     model.load_state_dict(state)
     device = torch.device(args.device)
-    loaded = LoadedModel(model=model.eval().to(device), device=device, sha256="", input_size=args.size,
-                         calibration=None, threshold=None)
+    loaded = LoadedModel(members=(Member(model=model.eval().to(device), input_size=args.size),), device=device,
+                         sha256="", calibration=None, threshold=None)
     images, _ = cached_arrays(cases, args.size)
     frames = [images[i].astype(np.float32) / 255 for i in test_idx]
     scale = SOURCE_SIZE / args.size
@@ -140,6 +135,9 @@ def main() -> None:
     parser.add_argument("--skip-final", action="store_true", help="cross-validation only (no weights written)")
     parser.add_argument("--out", type=Path, default=Path("tools/weights/detector.pt"))
     parser.add_argument("--cv-out", type=Path, default=Path("var/detector/cv_candidates.json"))
+    parser.add_argument("--final-only", action="store_true",
+                        help="no cross-validation: train the final model and calibrate it on the existing --cv-out "
+                             "(written by a CV run of the same recipe)")
     parser.add_argument("--finalise-only", action="store_true",
                         help="no training: apply the anatomical prior to --cv-out and calibrate --out from it")
     args = parser.parse_args()
@@ -147,8 +145,14 @@ def main() -> None:
     if args.finalise_only:
         finalise(args.out, args.cv_out)
         return
-    start = time.time()
     cases = load_cases()
+    if args.final_only:
+        if not args.cv_out.exists():
+            parser.error(f"--final-only calibrates on the out-of-fold candidates: {args.cv_out} is missing")
+        cached_arrays(cases, args.size)
+        save_final(train_model(list(range(len(cases))), args, args.seed, "final"), args)
+        return
+    start = time.time()
     cached_arrays(cases, args.size)  # build the cache once, before the workers read it
     folds = assign_folds(cases, k=args.folds)
     log.info("%d images (%d with a nodule), %d folds, %d steps per model on %s", len(cases),
@@ -164,60 +168,27 @@ def main() -> None:
     curve = froc(cv)
     summary = {f"sensitivity_at_{fp}_fp": round(curve.sensitivity_at(fp), 4) for fp in (0.5, 1, 2, 4)}
     log.info("cross-validated FROC: %s (%.0fs)", summary, time.time() - start)
-    args.cv_out.parent.mkdir(parents=True, exist_ok=True)
     modes = ((cv, args.cv_out, args.tta), (other, alternative_path(args.cv_out, args.tta), not args.tta))
     for images, path, tta in modes:
-        path.write_text(json.dumps({
-            "folds": args.folds, "steps": args.steps, "seed": args.seed, "input_size": args.size, "tta": tta,
-            "batch": args.batch, "paste": args.paste, "images": [image.model_dump() for image in images],
-        }))
+        operating_point.write_cv(path, {"folds": args.folds, "steps": args.steps, "seed": args.seed,
+                                        "input_size": args.size, "tta": tta, "batch": args.batch,
+                                        "paste": args.paste}, images)
         log.info("wrote %s (tta=%s): FROC %s", path, tta, {fp: round(froc(images).sensitivity_at(fp), 4)
                                                           for fp in (0.5, 1, 2, 4)})
-    if args.skip_final:
-        return
-    torch.save({"state_dict": {k: v.half() if v.is_floating_point() else v for k, v in outputs[-1].items()},
+    if not args.skip_final:
+        save_final(outputs[-1], args)
+
+
+def save_final(state: dict[str, torch.Tensor], args: argparse.Namespace) -> None:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
                 "input_size": args.size, "tta": args.tta, "train_args": {k: str(v) for k, v in vars(args).items()}},
                args.out)
     finalise(args.out, args.cv_out)
 
 
-def apply_anatomical_prior(images: list[ImageCandidates]) -> list[ImageCandidates]:
-    """Drop the candidates outside the segmenter's (dilated) lungs and heart, as the tool does at inference."""
-    cases = {c.name: c for c in load_cases()}
-    frames = []
-    for image in images:
-        with Image.open(cases[image.name].image_path) as im:
-            frames.append(np.asarray(im.convert("L"), dtype=np.float32) / 255)
-    maps = LungMap.for_frames(frames)
-    if any(m is None for m in maps):
-        raise RuntimeError("the anatomical prior needs the segmenter's weights (tools/weights/segmenter.pt)")
-    return [image.model_copy(update={"candidates": [c for c in image.candidates if m.allows(c.x, c.y)]})
-            for image, m in zip(images, maps, strict=True)]
-
-
 def finalise(weights: Path, cv_path: Path) -> None:
-    """Apply the anatomical prior to the out-of-fold candidates (saved beside them as *_prior.json, what
-    eval_detector.py scores), then fit the Platt calibration and the operating threshold on them into ``weights``."""
-    data = json.loads(cv_path.read_text())
-    cv = apply_anatomical_prior([ImageCandidates.model_validate(im) for im in data["images"]])
-    prior_path = cv_path.with_name(f"{cv_path.stem}_prior{cv_path.suffix}")
-    prior_path.write_text(json.dumps({**data, "lung_prior": True, "images": [im.model_dump() for im in cv]}))
-    curve = froc(cv)
-    calibration = fit_platt(*labelled_scores(cv))
-    threshold = curve.threshold_at(OPERATING_FP_PER_IMAGE)
-    payload = torch.load(weights, map_location="cpu", weights_only=True)
-    payload.update({
-        "calibration": {"a": calibration.a, "b": calibration.b, "fitted_on": "out-of-fold CV candidates"},
-        "threshold": threshold,
-        "lung_prior": True,
-        "operating_point": {"fp_per_image": OPERATING_FP_PER_IMAGE,
-                            "cv_sensitivity": round(curve.sensitivity_at(OPERATING_FP_PER_IMAGE), 4)},
-        "cv": {f"sensitivity_at_{fp}_fp": round(curve.sensitivity_at(fp), 4) for fp in (0.5, 1, 2, 4)},
-    })
-    torch.save(payload, weights)
-    log.info("wrote %s (sha256 %s) and %s: FROC with the prior %s, threshold %.4f, calibration a=%.3f b=%.3f",
-             weights, hashlib.sha256(weights.read_bytes()).hexdigest()[:12], prior_path, payload["cv"], threshold,
-             calibration.a, calibration.b)
+    operating_point.finalise(torch.load(weights, map_location="cpu", weights_only=True), cv_path, weights)
 
 
 def _in_worker(fn: Callable, args: tuple) -> object:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,27 +15,41 @@ import torch.nn.functional as F
 
 from tools.checkpoint import load_state, read_checkpoint
 from tools.detector.calibration import Calibration
+from tools.detector.ensemble import FUSION_RADIUS_FRACTION, fuse
 from tools.detector.model import INPUT_SIZE, STRIDE, CenterNetLite0, normalise
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "detector.pt"
 WEIGHTS_ENV = "MEDAGENT_DETECTOR_WEIGHTS"
-MODEL_ID = "detector-effnetlite0-centernet-384"
+MODEL_ID_PREFIX = "detector-effnetlite0-centernet"
 MAX_CANDIDATES = 20
 SCORE_FLOOR = 0.01  # candidates below this raw score are never decoded
 
 
 @dataclass(frozen=True)
-class LoadedModel:
+class Member:
+    """One trained network of the detector; ``tta`` is mirror test-time augmentation."""
+
     model: CenterNetLite0
+    input_size: int
+    tta: bool = False
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The detector: one network, or several whose candidates are fused (tools/detector/ensemble.py)."""
+
+    members: tuple[Member, ...]
     device: torch.device
     sha256: str
-    input_size: int
-    calibration: Calibration | None
+    calibration: Calibration | None  # fitted on the (fused) scores, so it applies to what predict returns
     threshold: float | None  # documented operating point on the raw score (see the model card)
-    tta: bool = False  # mirror test-time augmentation: the calibration and threshold were fitted with it
     info: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def model_id(self) -> str:
+        return f"{MODEL_ID_PREFIX}-{'+'.join(str(m.input_size) for m in self.members)}"
 
 
 @dataclass(frozen=True)
@@ -50,23 +64,29 @@ def weights_path() -> Path:
     return Path(os.environ.get(WEIGHTS_ENV, DEFAULT_WEIGHTS))
 
 
+def _member(entry: dict, device: torch.device) -> Member:
+    model = CenterNetLite0()
+    load_state(model, entry)
+    return Member(model=model.eval().to(device), input_size=int(entry.get("input_size", INPUT_SIZE)),
+                  tta=bool(entry.get("tta", False)))
+
+
 @lru_cache(maxsize=4)
 def load_model(path: Path | None = None, device: str | None = None) -> LoadedModel:
+    """A checkpoint holds either one network (``state_dict``, as train_detector.py writes it) or an ensemble
+    (``members``, as build_detector_ensemble.py writes it), with the calibration and threshold of what it returns."""
     path = path or weights_path()
     payload = read_checkpoint(path, "detector", WEIGHTS_ENV, "scripts/train_detector.py")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = CenterNetLite0()
-    load_state(model, payload)
-    model.eval().to(dev)
+    members = tuple(_member(entry, dev) for entry in payload.get("members", [payload]))
     cal = payload.get("calibration")
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    log.info("loaded detector %s (%s) on %s", path, sha[:12], dev)
+    log.info("loaded detector %s (%s, %d network(s)) on %s", path, sha[:12], len(members), dev)
     return LoadedModel(
-        model=model, device=dev, sha256=sha, input_size=int(payload.get("input_size", INPUT_SIZE)),
+        members=members, device=dev, sha256=sha,
         calibration=Calibration(a=float(cal["a"]), b=float(cal["b"])) if cal else None,
         threshold=float(payload["threshold"]) if payload.get("threshold") is not None else None,
-        tta=bool(payload.get("tta", False)),
-        info={k: v for k, v in payload.items() if k not in ("state_dict",)},
+        info={k: v for k, v in payload.items() if k not in ("state_dict", "members")},
     )
 
 
@@ -104,28 +124,45 @@ def _heatmaps(model: CenterNetLite0, x: torch.Tensor, tta: bool) -> tuple[torch.
     return heat.cpu()[:, 0], size.cpu()[:, 0]
 
 
+def _resized(chunk: list[np.ndarray], size: int, device: torch.device) -> torch.Tensor:
+    return torch.cat([
+        F.interpolate(torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32))[None, None], size=(size, size),
+                      mode="area")
+        for f in chunk
+    ]).to(device)
+
+
+def _member_candidates(chunk: list[np.ndarray], member: Member, device: torch.device, max_candidates: int,
+                       tta: bool | None) -> list[list[Candidate]]:
+    size = member.input_size
+    heat, log_size = _heatmaps(member.model, normalise(_resized(chunk, size, device)),
+                               member.tta if tta is None else tta)
+    out = []
+    for frame, h, ls in zip(chunk, heat, log_size, strict=True):
+        sy, sx = frame.shape[0] / size, frame.shape[1] / size
+        found = []
+        for col, row, score in _peaks(h, max_candidates, SCORE_FLOOR):
+            d_in = float(np.exp(ls[round(row), round(col)]))
+            found.append(Candidate(x=(col + 0.5) * STRIDE * sx, y=(row + 0.5) * STRIDE * sy,
+                                   diameter_px=d_in * sx, score=score))
+        out.append(found)
+    return out
+
+
 @torch.inference_mode()
 def predict(frames: list[np.ndarray], loaded: LoadedModel, batch_size: int = 8,
             max_candidates: int = MAX_CANDIDATES, tta: bool | None = None) -> list[list[Candidate]]:
     """frames: 2-D float arrays in [0, 1] of any size -> candidates per frame, sorted by score (highest first).
-    ``tta`` (mirror averaging) defaults to what the weights were calibrated with."""
-    tta = loaded.tta if tta is None else tta
-    size = loaded.input_size
+    ``tta`` (mirror averaging) defaults to what each network was calibrated with. An ensemble's candidates are
+    fused per frame (mean score over networks, see tools/detector/ensemble.py)."""
     out: list[list[Candidate]] = []
     for start in range(0, len(frames), batch_size):
         chunk = frames[start : start + batch_size]
-        x = torch.cat([
-            F.interpolate(torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32))[None, None], size=(size, size),
-                          mode="area")
-            for f in chunk
-        ]).to(loaded.device)
-        heat, log_size = _heatmaps(loaded.model, normalise(x), tta)
-        for frame, h, ls in zip(chunk, heat, log_size, strict=True):
-            sy, sx = frame.shape[0] / size, frame.shape[1] / size
-            found = []
-            for col, row, score in _peaks(h, max_candidates, SCORE_FLOOR):
-                d_in = float(np.exp(ls[round(row), round(col)]))
-                found.append(Candidate(x=(col + 0.5) * STRIDE * sx, y=(row + 0.5) * STRIDE * sy,
-                                       diameter_px=d_in * sx, score=score))
-            out.append(found)
+        per_member = [_member_candidates(chunk, m, loaded.device, max_candidates, tta) for m in loaded.members]
+        for frame, found in zip(chunk, zip(*per_member, strict=True), strict=True):
+            if len(found) == 1:
+                out.append(found[0])
+                continue
+            fused = fuse(found, FUSION_RADIUS_FRACTION * frame.shape[1])
+            out.append([replace(c, score=score) for c, score in fused[:max_candidates]])
     return out

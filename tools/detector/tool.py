@@ -8,7 +8,7 @@ import time
 from tools.classifier.gate import refusal_reason
 from tools.detector.anatomy import LungMap
 from tools.detector.overlay import overlay_png_b64
-from tools.detector.predict import MODEL_ID, Candidate, LoadedModel, load_model, predict
+from tools.detector.predict import Candidate, LoadedModel, load_model, predict
 from tools.result import Box, Finding, Measurement, ToolResult
 from tools.study import Study
 
@@ -17,8 +17,9 @@ LABEL = "lung nodule candidate"
 DEFAULT_MIN_SCORE = 0.05
 
 
-def _refusal(study: Study, reason: str) -> ToolResult:
-    return ToolResult(tool="detector", model_id=MODEL_ID, study_id=study.id, status="refused", warnings=[reason])
+def _refusal(study: Study, reason: str, loaded: LoadedModel) -> ToolResult:
+    return ToolResult(tool="detector", model_id=loaded.model_id, study_id=study.id, status="refused",
+                      warnings=[reason])
 
 
 def _probability_threshold(loaded: LoadedModel) -> float | None:
@@ -70,7 +71,7 @@ def _result(study: Study, found: list[Candidate], loaded: LoadedModel, lungs: Lu
                     for i, f in enumerate(findings) if f.positive]
     return ToolResult(
         tool="detector",
-        model_id=MODEL_ID,
+        model_id=loaded.model_id,
         weights_sha256=loaded.sha256,
         study_id=study.id,
         findings=findings,
@@ -101,7 +102,7 @@ def run(studies: list[Study], **options: object) -> list[ToolResult]:
     results = []
     for study in studies:
         if id(study) not in by_id:
-            results.append(_refusal(study, reasons[id(study)] or "not a frontal chest X-ray"))
+            results.append(_refusal(study, reasons[id(study)] or "not a frontal chest X-ray", loaded))
             continue
         t0 = time.perf_counter()
         cands, lungs = by_id[id(study)]
