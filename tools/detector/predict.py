@@ -17,6 +17,7 @@ from tools.checkpoint import load_state, read_checkpoint
 from tools.detector.calibration import Calibration
 from tools.detector.ensemble import FUSION_RADIUS_FRACTION, fuse
 from tools.detector.model import INPUT_SIZE, STRIDE, CenterNetLite0, normalise
+from tools.runtime import prepare_input, prepare_model
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def weights_path() -> Path:
 def _member(entry: dict, device: torch.device) -> Member:
     model = CenterNetLite0()
     load_state(model, entry)
-    return Member(model=model.eval().to(device), input_size=int(entry.get("input_size", INPUT_SIZE)),
+    return Member(model=prepare_model(model, device), input_size=int(entry.get("input_size", INPUT_SIZE)),
                   tta=bool(entry.get("tta", False)))
 
 
@@ -135,7 +136,7 @@ def _resized(chunk: list[np.ndarray], size: int, device: torch.device) -> torch.
 def _member_candidates(chunk: list[np.ndarray], member: Member, device: torch.device, max_candidates: int,
                        tta: bool | None) -> list[list[Candidate]]:
     size = member.input_size
-    heat, log_size = _heatmaps(member.model, normalise(_resized(chunk, size, device)),
+    heat, log_size = _heatmaps(member.model, prepare_input(normalise(_resized(chunk, size, device))),
                                member.tta if tta is None else tta)
     out = []
     for frame, h, ls in zip(chunk, heat, log_size, strict=True):

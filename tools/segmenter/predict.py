@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from tools.checkpoint import load_state, read_checkpoint
+from tools.runtime import prepare_input, prepare_model
 from tools.segmenter.model import INPUT_SIZE, STRUCTURES, UNetLite0, normalise
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def load_model(path: Path | None = None, device: str | None = None) -> LoadedMod
         raise ValueError(f"weights at {path} are for structures {payload['structures']}, expected {STRUCTURES}")
     model = UNetLite0()
     load_state(model, payload)
-    model.eval().to(dev)
+    prepare_model(model, dev)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     log.info("loaded segmenter %s (%s) on %s", path, sha[:12], dev)
     return LoadedModel(model=model, device=dev, sha256=sha, input_size=int(payload.get("input_size", INPUT_SIZE)))
@@ -89,7 +90,7 @@ def predict(frames: list[np.ndarray], loaded: LoadedModel, batch_size: int = 8) 
                           mode="area")
             for f in chunk
         ]).to(loaded.device)
-        logits = loaded.model(normalise(x))
+        logits = loaded.model(prepare_input(normalise(x)))
         for frame, logit in zip(chunk, logits, strict=True):
             prob = torch.sigmoid(F.interpolate(logit[None], size=frame.shape, mode="bilinear", align_corners=False))[0]
             prob_np = prob.float().cpu().numpy()

@@ -1,0 +1,50 @@
+"""The channels-last inference layout (tools/runtime.py) is applied to the deployed networks and changes nothing."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from tools.detector import predict as detector
+from tools.detector.model import normalise as detector_normalise
+from tools.runtime import prepare_input
+from tools.segmenter import predict as segmenter
+from tools.segmenter.model import normalise as segmenter_normalise
+
+
+def _networks() -> list[tuple[str, nn.Module, int, object]]:
+    loaded = detector.load_model(device="cpu")
+    nets = [(f"detector-{m.input_size}", m.model, m.input_size, detector_normalise) for m in loaded.members]
+    seg = segmenter.load_model(device="cpu")
+    return [*nets, ("segmenter", seg.model, seg.input_size, segmenter_normalise)]
+
+
+def _first(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
+
+
+@pytest.fixture(scope="module")
+def frame(data_dir: Path) -> torch.Tensor:
+    image = Image.open(data_dir / "cxr-jsrt-scr" / "images" / "JPCLN001.png").convert("L")
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255)[None, None]
+
+
+@pytest.mark.parametrize("index", range(3))
+@torch.inference_mode()
+def test_channels_last_matches_the_standard_layout(frame: torch.Tensor, index: int) -> None:
+    name, deployed, size, normalise = _networks()[index]
+    weight = next(p for p in deployed.parameters() if p.dim() == 4)
+    assert weight.is_contiguous(memory_format=torch.channels_last), f"{name} is not in the inference layout"
+    standard = copy.deepcopy(deployed).to(memory_format=torch.contiguous_format)
+    x = normalise(F.interpolate(frame, size=(size, size), mode="area"))
+    reference = _first(standard(x.contiguous()))
+    fast = _first(deployed(prepare_input(x)))
+    assert fast.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(fast, reference, atol=1e-4), f"{name}: {float((fast - reference).abs().max())}"

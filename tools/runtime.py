@@ -1,0 +1,19 @@
+"""Inference layout shared by the convolutional tools.
+
+Channels-last (NHWC) lets oneDNN take its fast path for depthwise convolutions on a CPU: about 25% less time
+for the detector and segmenter networks on the 2-core benchmark machine, with outputs equal to 1e-5 (see
+tests/test_runtime.py and the detector model card).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
+    return model.eval().to(device=device, memory_format=torch.channels_last)
+
+
+def prepare_input(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
