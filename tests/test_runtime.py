@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from tools.detector import predict as detector
 from tools.detector.model import normalise as detector_normalise
-from tools.runtime import prepare_input
+from tools.runtime import prepare_input, resized_batch
 from tools.segmenter import predict as segmenter
 from tools.segmenter.model import normalise as segmenter_normalise
 
@@ -31,19 +30,19 @@ def _first(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def frame(data_dir: Path) -> torch.Tensor:
+def frame(data_dir: Path) -> np.ndarray:
     image = Image.open(data_dir / "cxr-jsrt-scr" / "images" / "JPCLN001.png").convert("L")
-    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255)[None, None]
+    return np.asarray(image, dtype=np.float32) / 255
 
 
 @pytest.mark.parametrize("index", range(3))
 @torch.inference_mode()
-def test_channels_last_matches_the_standard_layout(frame: torch.Tensor, index: int) -> None:
+def test_channels_last_matches_the_standard_layout(frame: np.ndarray, index: int) -> None:
     name, deployed, size, normalise = _networks()[index]
     weight = next(p for p in deployed.parameters() if p.dim() == 4)
     assert weight.is_contiguous(memory_format=torch.channels_last), f"{name} is not in the inference layout"
     standard = copy.deepcopy(deployed).to(memory_format=torch.contiguous_format)
-    x = normalise(F.interpolate(frame, size=(size, size), mode="area"))
+    x = normalise(resized_batch([frame], size, torch.device("cpu")))
     reference = _first(standard(x.contiguous()))
     fast = _first(deployed(prepare_input(x)))
     assert fast.is_contiguous(memory_format=torch.channels_last)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -17,7 +18,7 @@ from tools.checkpoint import load_state, read_checkpoint
 from tools.detector.calibration import Calibration
 from tools.detector.ensemble import FUSION_RADIUS_FRACTION, fuse
 from tools.detector.model import INPUT_SIZE, STRIDE, CenterNetLite0, normalise
-from tools.runtime import prepare_input, prepare_model
+from tools.runtime import prepare_input, prepare_model, resized_batch
 
 log = logging.getLogger(__name__)
 
@@ -125,25 +126,17 @@ def _heatmaps(model: CenterNetLite0, x: torch.Tensor, tta: bool) -> tuple[torch.
     return heat.cpu()[:, 0], size.cpu()[:, 0]
 
 
-def _resized(chunk: list[np.ndarray], size: int, device: torch.device) -> torch.Tensor:
-    return torch.cat([
-        F.interpolate(torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32))[None, None], size=(size, size),
-                      mode="area")
-        for f in chunk
-    ]).to(device)
-
-
 def _member_candidates(chunk: list[np.ndarray], member: Member, device: torch.device, max_candidates: int,
                        tta: bool | None) -> list[list[Candidate]]:
     size = member.input_size
-    heat, log_size = _heatmaps(member.model, prepare_input(normalise(_resized(chunk, size, device))),
+    heat, log_size = _heatmaps(member.model, prepare_input(normalise(resized_batch(chunk, size, device))),
                                member.tta if tta is None else tta)
     out = []
     for frame, h, ls in zip(chunk, heat, log_size, strict=True):
         sy, sx = frame.shape[0] / size, frame.shape[1] / size
         found = []
         for col, row, score in _peaks(h, max_candidates, SCORE_FLOOR):
-            d_in = float(np.exp(ls[round(row), round(col)]))
+            d_in = math.exp(float(ls[round(row), round(col)]))
             found.append(Candidate(x=(col + 0.5) * STRIDE * sx, y=(row + 0.5) * STRIDE * sy,
                                    diameter_px=d_in * sx, score=score))
         out.append(found)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from tools.checkpoint import load_state, read_checkpoint
-from tools.runtime import prepare_input, prepare_model
+from tools.runtime import prepare_input, prepare_model, resized_batch
 from tools.segmenter.model import INPUT_SIZE, STRUCTURES, UNetLite0, normalise
 
 log = logging.getLogger(__name__)
@@ -85,11 +85,7 @@ def predict(frames: list[np.ndarray], loaded: LoadedModel, batch_size: int = 8) 
     size = loaded.input_size
     for start in range(0, len(frames), batch_size):
         chunk = frames[start : start + batch_size]
-        x = torch.cat([
-            F.interpolate(torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32))[None, None], size=(size, size),
-                          mode="area")
-            for f in chunk
-        ]).to(loaded.device)
+        x = resized_batch(chunk, size, loaded.device)
         logits = loaded.model(prepare_input(normalise(x)))
         for frame, logit in zip(chunk, logits, strict=True):
             prob = torch.sigmoid(F.interpolate(logit[None], size=frame.shape, mode="bilinear", align_corners=False))[0]
