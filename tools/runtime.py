@@ -1,7 +1,7 @@
 """Inference layout shared by the convolutional tools.
 
 Channels-last (NHWC) lets oneDNN take its fast path for depthwise convolutions on a CPU: about 25% less time
-for the detector and segmenter networks on the 2-core benchmark machine, with outputs equal to 1e-5 (see
+for the detector and segmenter networks on the 2-core benchmark machine, with outputs equal to 1e-4 (see
 tests/test_runtime.py and the detector model card).
 """
 
