@@ -64,15 +64,19 @@ def bench_worker(device: str, repeats: int, batch: int, threads: int, names: lis
 
 def _time_tool(run, studies: list, repeats: int, batch: int, device: str,  # type: ignore[no-untyped-def]
                options: dict[str, object]) -> dict[str, object]:
+    from tools.segmenter.predict import clear_cache
+
     run(studies[:2], **options)  # warm-up: loads weights, first-call allocations
     single = []
     for i in range(repeats):
+        clear_cache()  # time the uncached path: a tool's first look at a study
         t0 = time.perf_counter()
         results = run([studies[i % len(studies)]], **options)
         _sync(device)
         single.append((time.perf_counter() - t0) * 1000)
     batch_times = []
     for _ in range(3):
+        clear_cache()
         t0 = time.perf_counter()
         run(studies[:batch], **options)
         _sync(device)

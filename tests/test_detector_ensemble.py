@@ -31,6 +31,16 @@ def test_fuse_averages_over_members_and_discounts_what_one_member_alone_sees() -
     assert [round(s, 6) for _, s in fused] == [0.7, 0.3, 0.2]
 
 
+def test_fuse_weights_the_members_scores() -> None:
+    first = [Point(100, 100, 0.8)]
+    second = [Point(104, 100, 0.4), Point(300, 300, 0.5)]
+    fused = fuse([first, second], radius=12, weights=(0.7, 0.3))
+    assert [(c.x, round(s, 6)) for c, s in fused] == [(100, 0.68), (300, 0.15)]
+    assert fuse([first, second], radius=12, weights=(1, 1)) == fuse([first, second], radius=12)
+    with pytest.raises(ValueError, match="one non-negative weight per member"):
+        fuse([first, second], radius=12, weights=(1.0,))
+
+
 def test_fuse_absorbs_a_members_duplicates_within_the_radius() -> None:
     only = [Point(100, 100, 0.8), Point(108, 100, 0.5), Point(200, 200, 0.4)]
     fused = fuse([only], radius=12)

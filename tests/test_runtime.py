@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,10 @@ from tools.runtime import prepare_input, resized_batch
 from tools.segmenter import predict as segmenter
 from tools.segmenter.model import normalise as segmenter_normalise
 
+Normalise = Callable[[torch.Tensor], torch.Tensor]
 
-def _networks() -> list[tuple[str, nn.Module, int, object]]:
+
+def _networks() -> list[tuple[str, nn.Module, int, Normalise]]:
     loaded = detector.load_model(device="cpu")
     nets = [(f"detector-{m.input_size}", m.model, m.input_size, detector_normalise) for m in loaded.members]
     seg = segmenter.load_model(device="cpu")
@@ -35,10 +38,15 @@ def frame(data_dir: Path) -> np.ndarray:
     return np.asarray(image, dtype=np.float32) / 255
 
 
-@pytest.mark.parametrize("index", range(3))
 @torch.inference_mode()
-def test_channels_last_matches_the_standard_layout(frame: np.ndarray, index: int) -> None:
-    name, deployed, size, normalise = _networks()[index]
+def test_channels_last_matches_the_standard_layout(frame: np.ndarray) -> None:
+    networks = _networks()
+    assert len(networks) >= 2  # the detector's members and the segmenter
+    for name, deployed, size, normalise in networks:
+        _check_layout(name, deployed, size, normalise, frame)
+
+
+def _check_layout(name: str, deployed: nn.Module, size: int, normalise: Normalise, frame: np.ndarray) -> None:
     weight = next(p for p in deployed.parameters() if p.dim() == 4)
     assert weight.is_contiguous(memory_format=torch.channels_last), f"{name} is not in the inference layout"
     standard = copy.deepcopy(deployed).to(memory_format=torch.contiguous_format)

@@ -30,10 +30,15 @@ class Scored(Protocol):
 T = TypeVar("T", bound=Scored)
 
 
-def fuse(members: Sequence[Sequence[T]], radius: float) -> list[tuple[T, float]]:
+def fuse(members: Sequence[Sequence[T]], radius: float,
+         weights: Sequence[float] | None = None) -> list[tuple[T, float]]:
     """members: each model's candidates for one frame -> (the highest-scoring candidate of each cluster, the fused
     score), highest fused score first. A member's further candidates inside a cluster are absorbed, so with one
-    member this is greedy non-maximum suppression at ``radius``."""
+    member this is greedy non-maximum suppression at ``radius``. ``weights`` (one per member, default equal) make
+    the fused score a weighted mean."""
+    weights = [1.0] * len(members) if weights is None else list(weights)
+    if len(weights) != len(members) or min(weights, default=1.0) < 0 or sum(weights) <= 0:
+        raise ValueError(f"need one non-negative weight per member, not all zero; got {weights}")
     pooled = sorted(((c, m) for m, found in enumerate(members) for c in found), key=lambda cm: -cm[0].score)
     clusters: list[tuple[T, dict[int, float]]] = []
     for cand, member in pooled:
@@ -43,11 +48,13 @@ def fuse(members: Sequence[Sequence[T]], radius: float) -> list[tuple[T, float]]
                 break
         else:
             clusters.append((cand, {member: cand.score}))
-    fused = [(seed, sum(scores.values()) / len(members)) for seed, scores in clusters]
+    total = sum(weights)
+    fused = [(seed, sum(weights[m] * s for m, s in scores.items()) / total) for seed, scores in clusters]
     return sorted(fused, key=lambda sf: -sf[1])
 
 
-def fuse_cv_runs(runs: Sequence[Sequence[ImageCandidates]], max_candidates: int) -> list[ImageCandidates]:
+def fuse_cv_runs(runs: Sequence[Sequence[ImageCandidates]], max_candidates: int,
+                 weights: Sequence[float] | None = None) -> list[ImageCandidates]:
     """The out-of-fold candidates of several cross-validation runs (one per member, the same images and folds) fused
     per image as the tool fuses its networks at inference (the JSRT frames are SOURCE_SIZE pixels wide)."""
     by_name = [{im.name: im for im in run} for run in runs]
@@ -58,7 +65,8 @@ def fuse_cv_runs(runs: Sequence[Sequence[ImageCandidates]], max_candidates: int)
             raise ValueError(f"members were cross-validated on different images or folds (e.g. {mismatched[:3]})")
     fused = []
     for image in first:
-        pairs = fuse([members[image.name].candidates for members in by_name], FUSION_RADIUS_FRACTION * SOURCE_SIZE)
+        pairs = fuse([members[image.name].candidates for members in by_name], FUSION_RADIUS_FRACTION * SOURCE_SIZE,
+                     weights)
         fused.append(image.model_copy(update={"candidates": [c.model_copy(update={"score": score})
                                                              for c, score in pairs[:max_candidates]]}))
     return fused
