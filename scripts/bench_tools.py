@@ -19,9 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-# Extra timed configurations per tool: (label, run options).
-VARIANTS: dict[str, tuple[tuple[str, dict[str, object]], ...]] = {
-    "detector": (("detector_without_anatomy", {"anatomy": False}),),
+# Extra timed configurations per tool: (label, run options, a tool run untimed on the same studies first or None).
+# "detector_after_segmenter" is the agent's nodule question: the segmenter has just segmented the study, so the
+# detector's lung prior finds the masks in the segmenter's cache.
+VARIANTS: dict[str, tuple[tuple[str, dict[str, object], str | None], ...]] = {
+    "detector": (("detector_without_anatomy", {"anatomy": False}, None),
+                 ("detector_after_segmenter", {}, "segmenter")),
 }
 log = logging.getLogger("bench_tools")
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +43,7 @@ def sample_files(n: int = 32) -> list[Path]:
 def bench_worker(device: str, repeats: int, batch: int, threads: int, names: list[str] | None) -> dict[str, object]:
     import torch
 
-    from tools.registry import all_tools
+    from tools.registry import all_tools, get_tool
     from tools.study import load_study
 
     torch.set_num_threads(threads)
@@ -52,10 +55,11 @@ def bench_worker(device: str, repeats: int, batch: int, threads: int, names: lis
     for spec in all_tools():
         if names and spec.name not in names:
             continue
-        for label, options in ((spec.name, {}), *VARIANTS.get(spec.name, ())):
+        for label, options, primer in ((spec.name, {}, None), *VARIANTS.get(spec.name, ())):
             log.info("benchmarking %s on %s", label, device)
+            prime = get_tool(primer).run if primer else None
             try:
-                out["tools"][label] = _time_tool(spec.run, studies, repeats, batch, device, options)  # type: ignore[index]
+                out["tools"][label] = _time_tool(spec.run, studies, repeats, batch, device, options, prime)  # type: ignore[index]
             except Exception as exc:  # a broken tool is reported, not fatal for the others
                 log.exception("tool %s failed", label)
                 out["tools"][label] = {"error": repr(exc)}  # type: ignore[index]
@@ -63,17 +67,32 @@ def bench_worker(device: str, repeats: int, batch: int, threads: int, names: lis
 
 
 def _time_tool(run, studies: list, repeats: int, batch: int, device: str,  # type: ignore[no-untyped-def]
-               options: dict[str, object]) -> dict[str, object]:
+               options: dict[str, object], prime=None) -> dict[str, object]:
     from tools.segmenter.predict import clear_cache
+
+    def fresh(chosen: list) -> None:
+        """Start from an empty segmenter cache (a tool's first look at a study); run the primer if there is one."""
+        clear_cache()
+        if prime is not None:
+            prime(chosen)
+            _sync(device)
 
     run(studies[:2], **options)  # warm-up: loads weights, first-call allocations
     single = []
     for i in range(repeats):
-        clear_cache()  # time the uncached path: a tool's first look at a study
+        fresh([studies[i % len(studies)]])
         t0 = time.perf_counter()
         results = run([studies[i % len(studies)]], **options)
         _sync(device)
         single.append((time.perf_counter() - t0) * 1000)
+    timing: dict[str, object] = {
+        "options": options,
+        "batch1_latency_ms": {"p50": float(np.percentile(single, 50)), "p95": float(np.percentile(single, 95)),
+                              "mean": float(np.mean(single)), "n": repeats},
+        "last_status": [r.status for r in results],
+    }
+    if prime is not None:  # the segmenter's cache keeps a few frames, not a batch: one study at a time only
+        return {**timing, "primed_by_tool_run": True}
     batch_times = []
     for _ in range(3):
         clear_cache()
@@ -82,14 +101,8 @@ def _time_tool(run, studies: list, repeats: int, batch: int, device: str,  # typ
         _sync(device)
         batch_times.append(time.perf_counter() - t0)
     best = min(batch_times)
-    return {
-        "options": options,
-        "batch1_latency_ms": {"p50": float(np.percentile(single, 50)), "p95": float(np.percentile(single, 95)),
-                              "mean": float(np.mean(single)), "n": repeats},
-        f"batch{batch}_throughput_images_per_s": batch / best,
-        f"batch{batch}_seconds": {"best": best, "all": batch_times},
-        "last_status": [r.status for r in results],
-    }
+    return {**timing, f"batch{batch}_throughput_images_per_s": batch / best,
+            f"batch{batch}_seconds": {"best": best, "all": batch_times}}
 
 
 def _sync(device: str) -> None:

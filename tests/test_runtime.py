@@ -1,8 +1,8 @@
-"""The channels-last inference layout (tools/runtime.py) is applied to the deployed networks and changes nothing."""
+"""Inference preparation (tools/runtime.py: batch norms folded, channels-last) changes nothing: each deployed network
+gives the output of the checkpoint's plain eval-mode network on a real JSRT image."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,20 +12,33 @@ import torch
 from PIL import Image
 from torch import nn
 
+from tools.checkpoint import load_state
 from tools.detector import predict as detector
+from tools.detector.model import CenterNetLite0
 from tools.detector.model import normalise as detector_normalise
-from tools.runtime import prepare_input, resized_batch
+from tools.runtime import fold_batch_norms, prepare_input, resized_batch
 from tools.segmenter import predict as segmenter
+from tools.segmenter.model import UNetLite0
 from tools.segmenter.model import normalise as segmenter_normalise
 
 Normalise = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _networks() -> list[tuple[str, nn.Module, int, Normalise]]:
+def _plain(model: nn.Module, payload: dict) -> nn.Module:
+    load_state(model, payload)
+    return model.eval()
+
+
+def _networks() -> list[tuple[str, nn.Module, nn.Module, int, Normalise]]:
+    """(name, deployed network, the same weights as a plain eval-mode network, input size, normalisation)."""
     loaded = detector.load_model(device="cpu")
-    nets = [(f"detector-{m.input_size}", m.model, m.input_size, detector_normalise) for m in loaded.members]
+    payload = torch.load(detector.weights_path(), map_location="cpu", weights_only=True)
+    entries = payload.get("members", [payload])
+    nets = [(f"detector-{m.input_size}", m.model, _plain(CenterNetLite0(), entry), m.input_size, detector_normalise)
+            for m, entry in zip(loaded.members, entries, strict=True)]
     seg = segmenter.load_model(device="cpu")
-    return [*nets, ("segmenter", seg.model, seg.input_size, segmenter_normalise)]
+    plain_seg = _plain(UNetLite0(), torch.load(segmenter.weights_path(), map_location="cpu", weights_only=True))
+    return [*nets, ("segmenter", seg.model, plain_seg, seg.input_size, segmenter_normalise)]
 
 
 def _first(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -39,19 +52,48 @@ def frame(data_dir: Path) -> np.ndarray:
 
 
 @torch.inference_mode()
-def test_channels_last_matches_the_standard_layout(frame: np.ndarray) -> None:
+def test_deployed_networks_match_the_checkpoints_plain_networks(frame: np.ndarray) -> None:
     networks = _networks()
     assert len(networks) >= 2  # the detector's members and the segmenter
-    for name, deployed, size, normalise in networks:
-        _check_layout(name, deployed, size, normalise, frame)
+    for name, deployed, plain, size, normalise in networks:
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in deployed.modules()), f"{name}: batch norms left"
+        assert sum(isinstance(m, nn.BatchNorm2d) for m in plain.modules()) > 40
+        weight = next(p for p in deployed.parameters() if p.dim() == 4)
+        assert weight.is_contiguous(memory_format=torch.channels_last), f"{name} is not in the inference layout"
+        x = normalise(resized_batch([frame], size, torch.device("cpu")))
+        reference = _first(plain(x))
+        fast = _first(deployed(prepare_input(x)))
+        assert fast.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(fast, reference, atol=1e-4), f"{name}: {float((fast - reference).abs().max())}"
 
 
-def _check_layout(name: str, deployed: nn.Module, size: int, normalise: Normalise, frame: np.ndarray) -> None:
-    weight = next(p for p in deployed.parameters() if p.dim() == 4)
-    assert weight.is_contiguous(memory_format=torch.channels_last), f"{name} is not in the inference layout"
-    standard = copy.deepcopy(deployed).to(memory_format=torch.contiguous_format)
-    x = normalise(resized_batch([frame], size, torch.device("cpu")))
-    reference = _first(standard(x.contiguous()))
-    fast = _first(deployed(prepare_input(x)))
-    assert fast.is_contiguous(memory_format=torch.channels_last)
-    assert torch.allclose(fast, reference, atol=1e-4), f"{name}: {float((fast - reference).abs().max())}"
+def test_a_batch_norm_is_folded_only_into_the_convolution_that_feeds_it_alone() -> None:
+    torch.manual_seed(0)
+
+    class SharedConv(nn.Module):
+        """One convolution feeding two batch norms: folding it into either would change the other branch."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.a, self.b = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.BatchNorm2d(4)
+            self.tail = nn.Sequential(nn.Conv2d(4, 4, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            return self.tail(self.a(y) + self.b(y))
+
+    model = SharedConv()
+    for norm in (model.a, model.b, model.tail[1]):
+        norm.running_mean.uniform_(-1, 1)
+        norm.running_var.uniform_(0.5, 2)
+        norm.weight.data.uniform_(0.5, 1.5)
+        norm.bias.data.uniform_(-1, 1)
+    model.eval()
+    x = torch.randn(2, 1, 16, 16)
+    with torch.inference_mode():
+        reference = model(x)
+    assert fold_batch_norms(model) == 1  # only the tail's
+    assert isinstance(model.a, nn.BatchNorm2d) and isinstance(model.b, nn.BatchNorm2d)
+    assert not isinstance(model.tail[1], nn.BatchNorm2d)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), reference, atol=1e-5)
