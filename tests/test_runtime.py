@@ -13,6 +13,10 @@ from PIL import Image
 from torch import nn
 
 from tools.checkpoint import load_state
+from tools.classifier.model import build_model as build_classifier
+from tools.classifier.model import head_features, head_logits, to_tensor, to_uint8_input, trunk
+from tools.classifier.predict import load_classifier
+from tools.classifier.predict import weights_path as classifier_weights_path
 from tools.detector import predict as detector
 from tools.detector.model import CenterNetLite0
 from tools.detector.model import normalise as detector_normalise
@@ -51,20 +55,25 @@ def frame(data_dir: Path) -> np.ndarray:
     return np.asarray(image, dtype=np.float32) / 255
 
 
-@torch.inference_mode()
 def test_deployed_networks_match_the_checkpoints_plain_networks(frame: np.ndarray) -> None:
-    networks = _networks()
+    networks = _networks()  # loaded outside inference mode, as the tools load them
     assert len(networks) >= 2  # the detector's members and the segmenter
     for name, deployed, plain, size, normalise in networks:
-        assert not any(isinstance(m, nn.BatchNorm2d) for m in deployed.modules()), f"{name}: batch norms left"
-        assert sum(isinstance(m, nn.BatchNorm2d) for m in plain.modules()) > 40
-        weight = next(p for p in deployed.parameters() if p.dim() == 4)
-        assert weight.is_contiguous(memory_format=torch.channels_last), f"{name} is not in the inference layout"
-        x = normalise(resized_batch([frame], size, torch.device("cpu")))
-        reference = _first(plain(x))
-        fast = _first(deployed(prepare_input(x)))
-        assert fast.is_contiguous(memory_format=torch.channels_last)
-        assert torch.allclose(fast, reference, atol=1e-4), f"{name}: {float((fast - reference).abs().max())}"
+        _compare(name, deployed, plain, size, normalise, frame)
+
+
+@torch.inference_mode()
+def _compare(name: str, deployed: nn.Module, plain: nn.Module, size: int, normalise: Normalise,
+             frame: np.ndarray) -> None:
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in deployed.modules()), f"{name}: batch norms left"
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in plain.modules()) > 40
+    weight = next(p for p in deployed.parameters() if p.dim() == 4)
+    assert weight.is_contiguous(memory_format=torch.channels_last), f"{name} is not in the inference layout"
+    x = normalise(resized_batch([frame], size, torch.device("cpu")))
+    reference = _first(plain(x))
+    fast = _first(deployed(prepare_input(x)))
+    assert fast.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(fast, reference, atol=1e-4), f"{name}: {float((fast - reference).abs().max())}"
 
 
 def test_a_batch_norm_is_folded_only_into_the_convolution_that_feeds_it_alone() -> None:
@@ -97,3 +106,17 @@ def test_a_batch_norm_is_folded_only_into_the_convolution_that_feeds_it_alone() 
     assert not isinstance(model.tail[1], nn.BatchNorm2d)
     with torch.inference_mode():
         assert torch.allclose(model(x), reference, atol=1e-5)
+
+
+def test_deployed_classifier_matches_the_checkpoints_plain_network(frame: np.ndarray) -> None:
+    deployed = load_classifier(device="cpu")
+    checkpoint = torch.load(classifier_weights_path(), map_location="cpu", weights_only=False)
+    plain = _plain(build_classifier(), checkpoint)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in deployed.model.modules())
+    x = to_tensor(to_uint8_input(frame)[None])
+
+    def logits(model: nn.Module) -> torch.Tensor:
+        return head_logits(model, head_features(model, trunk(model, x)))
+
+    with torch.inference_mode():
+        assert torch.allclose(logits(deployed.model), logits(plain), atol=1e-4)

@@ -62,8 +62,10 @@ def fold_batch_norms(model: nn.Module, example_size: int = 64) -> int:
 
 
 def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> nn.Module:
-    """conv's weights and bias absorb norm's affine transform; returns what replaces norm."""
-    with torch.no_grad():
+    """conv's weights and bias absorb norm's affine transform; returns what replaces norm. The new parameters are
+    ordinary tensors even when the model was loaded under inference mode, so that autograd (Grad-CAM, ONNX export)
+    can still run through the network."""
+    with torch.inference_mode(False), torch.no_grad():
         scale = norm.running_var.add(norm.eps).rsqrt()  # type: ignore[union-attr]
         if norm.weight is not None:
             scale = scale * norm.weight
@@ -71,8 +73,8 @@ def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> nn.Module:
         if norm.bias is not None:
             shift = shift + norm.bias
         bias = shift if conv.bias is None else conv.bias * scale + shift
-        conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
-        conv.bias = nn.Parameter(bias.clone())
+        conv.weight = nn.Parameter(conv.weight * scale.reshape(-1, 1, 1, 1), requires_grad=conv.weight.requires_grad)
+        conv.bias = nn.Parameter(bias.clone(), requires_grad=conv.weight.requires_grad)
     rest = [m for m in (getattr(norm, "drop", None), getattr(norm, "act", None)) if m is not None]
     return nn.Sequential(*rest) if rest else nn.Identity()
 

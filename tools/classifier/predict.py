@@ -15,6 +15,7 @@ import torch
 from tools.classifier.data import LABELS
 from tools.classifier.model import CAM_BLOCKS, build_model, head_features, head_logits, to_tensor, trunk
 from tools.classifier.ood import OodModel
+from tools.runtime import fold_batch_norms
 
 log = logging.getLogger(__name__)
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "classifier.pt"
@@ -59,6 +60,7 @@ def load_classifier(path: Path | None = None, device: str | None = None) -> Clas
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(dev).eval()
+    fold_batch_norms(model)  # inference only: the same outputs to 1e-4, fewer ops (tests/test_runtime.py)
     return Classifier(model=model, temperature=np.asarray(ckpt["temperature"], np.float64),
                       ood=OodModel.from_dict(ckpt["ood"]), input_size=int(ckpt["input_size"]),
                       sha256=sha256_file(path), device=dev)
