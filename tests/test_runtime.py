@@ -15,7 +15,7 @@ from torch import nn
 from tools.checkpoint import load_state
 from tools.classifier.model import build_model as build_classifier
 from tools.classifier.model import head_features, head_logits, to_tensor, to_uint8_input, trunk
-from tools.classifier.predict import load_classifier
+from tools.classifier.predict import grad_cam, load_classifier
 from tools.classifier.predict import weights_path as classifier_weights_path
 from tools.detector import predict as detector
 from tools.detector.model import CenterNetLite0
@@ -120,3 +120,16 @@ def test_deployed_classifier_matches_the_checkpoints_plain_network(frame: np.nda
 
     with torch.inference_mode():
         assert torch.allclose(logits(deployed.model), logits(plain), atol=1e-4)
+
+
+def test_models_loaded_under_inference_mode_can_still_be_differentiated(frame: np.ndarray) -> None:
+    """A loader called inside torch.inference_mode() (the caches are bypassed) still builds ordinary parameters:
+    Grad-CAM, which differentiates through the classifier, works on it."""
+    with torch.inference_mode():
+        clf = load_classifier.__wrapped__(device="cpu")
+        others = [detector.load_model.__wrapped__(device="cpu").members[0].model,
+                  segmenter.load_model.__wrapped__(device="cpu").model]
+    for model in (clf.model, *others):
+        assert not any(p.is_inference() for p in model.parameters())
+    cams = grad_cam(clf, to_uint8_input(frame), [0])
+    assert cams[0].shape == (10, 10) and float(cams[0].max()) == pytest.approx(1.0)

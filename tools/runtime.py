@@ -8,10 +8,21 @@ equal the checkpoint's plain eval-mode network to 1e-4 (tests/test_runtime.py; t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+Loader = TypeVar("Loader", bound=Callable[..., object])
+
+
+def loads_in_normal_mode(load: Loader) -> Loader:
+    """A model loader that builds ordinary tensors even when called under ``torch.inference_mode()``: parameters
+    created there would be inference tensors, and autograd (Grad-CAM, ONNX export) could never run through them."""
+    return torch.inference_mode(False)(load)  # type: ignore[return-value]
 
 
 def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:

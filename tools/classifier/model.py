@@ -36,7 +36,7 @@ def to_uint8_input(grey: np.ndarray) -> np.ndarray:
         grey = (np.clip(grey, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if grey.shape == (INPUT_SIZE, INPUT_SIZE):
         return grey
-    return np.asarray(Image.fromarray(grey).resize((INPUT_SIZE, INPUT_SIZE), Image.BILINEAR))
+    return np.array(Image.fromarray(grey).resize((INPUT_SIZE, INPUT_SIZE), Image.BILINEAR))  # writable, for torch
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:

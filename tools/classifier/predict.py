@@ -15,7 +15,7 @@ import torch
 from tools.classifier.data import LABELS
 from tools.classifier.model import CAM_BLOCKS, build_model, head_features, head_logits, to_tensor, trunk
 from tools.classifier.ood import OodModel
-from tools.runtime import fold_batch_norms
+from tools.runtime import fold_batch_norms, loads_in_normal_mode
 
 log = logging.getLogger(__name__)
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "classifier.pt"
@@ -49,6 +49,7 @@ def sha256_file(path: Path) -> str:
 
 
 @lru_cache(maxsize=2)
+@loads_in_normal_mode
 def load_classifier(path: Path | None = None, device: str | None = None) -> Classifier:
     path = path or weights_path()
     if not path.exists():

@@ -18,7 +18,7 @@ from tools.checkpoint import load_state, read_checkpoint
 from tools.detector.calibration import Calibration
 from tools.detector.ensemble import FUSION_RADIUS_FRACTION, fuse
 from tools.detector.model import INPUT_SIZE, STRIDE, CenterNetLite0, normalise
-from tools.runtime import prepare_input, prepare_model, resized_batch
+from tools.runtime import loads_in_normal_mode, prepare_input, prepare_model, resized_batch
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ def _member(entry: dict, device: torch.device) -> Member:
 
 
 @lru_cache(maxsize=4)
+@loads_in_normal_mode
 def load_model(path: Path | None = None, device: str | None = None) -> LoadedModel:
     """A checkpoint holds either one network (``state_dict``, as train_detector.py writes it) or an ensemble
     (``members``, as build_detector_ensemble.py writes it), with the calibration and threshold of what it returns."""

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from tools.checkpoint import load_state, read_checkpoint
-from tools.runtime import prepare_input, prepare_model, resized_batch
+from tools.runtime import loads_in_normal_mode, prepare_input, prepare_model, resized_batch
 from tools.segmenter.model import INPUT_SIZE, STRUCTURES, UNetLite0, normalise
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ def weights_path() -> Path:
 
 
 @lru_cache(maxsize=2)
+@loads_in_normal_mode
 def load_model(path: Path | None = None, device: str | None = None) -> LoadedModel:
     path = path or weights_path()
     payload = read_checkpoint(path, "segmenter", WEIGHTS_ENV, "scripts/train_segmenter.py")
