@@ -57,8 +57,8 @@ def bench_worker(device: str, repeats: int, batch: int, threads: int, names: lis
             continue
         for label, options, primer in ((spec.name, {}, None), *VARIANTS.get(spec.name, ())):
             log.info("benchmarking %s on %s", label, device)
-            prime = get_tool(primer).run if primer else None
             try:
+                prime = get_tool(primer).run if primer else None
                 out["tools"][label] = _time_tool(spec.run, studies, repeats, batch, device, options, prime)  # type: ignore[index]
             except Exception as exc:  # a broken tool is reported, not fatal for the others
                 log.exception("tool %s failed", label)

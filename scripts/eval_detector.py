@@ -34,7 +34,7 @@ SEED = 0
 
 
 def operating_points(curve: FrocCurve) -> dict[str, float]:
-    return {f"{fp:g}": round(curve.sensitivity_at(fp), 4) for fp in FP_RATES}
+    return curve.sensitivities_at(FP_RATES)
 
 
 def bootstrap_ci(images: list[ImageCandidates], rng: np.random.Generator) -> dict[str, list[float]]:

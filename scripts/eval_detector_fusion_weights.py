@@ -35,8 +35,7 @@ SEED = 0
 
 
 def sensitivities(images: list[ImageCandidates]) -> dict[str, float]:
-    curve = froc(images)
-    return {f"{fp:g}": round(curve.sensitivity_at(fp), 4) for fp in FP_RATES}
+    return froc(images).sensitivities_at(FP_RATES)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ equal the checkpoint's plain eval-mode network to 1e-4 (tests/test_runtime.py; t
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -61,9 +62,7 @@ def fold_batch_norms(model: nn.Module, example_size: int = 64) -> int:
     finally:
         for hook in hooks:
             hook.remove()
-    counts: dict[int, int] = {}
-    for conv, _ in pairs:
-        counts[id(conv)] = counts.get(id(conv), 0) + 1
+    counts = Counter(id(conv) for conv, _ in pairs)
     folded = {id(norm): _fold(conv, norm) for conv, norm in pairs if counts[id(conv)] == 1}
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
@@ -73,10 +72,8 @@ def fold_batch_norms(model: nn.Module, example_size: int = 64) -> int:
 
 
 def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> nn.Module:
-    """conv's weights and bias absorb norm's affine transform; returns what replaces norm. The new parameters are
-    ordinary tensors even when the model was loaded under inference mode, so that autograd (Grad-CAM, ONNX export)
-    can still run through the network."""
-    with torch.inference_mode(False), torch.no_grad():
+    """conv's weights and bias absorb norm's affine transform; returns what replaces norm."""
+    with torch.no_grad():
         scale = norm.running_var.add(norm.eps).rsqrt()  # type: ignore[union-attr]
         if norm.weight is not None:
             scale = scale * norm.weight

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tools.checkpoint import load_state
 from tools.classifier.data import LABELS
 from tools.classifier.model import CAM_BLOCKS, build_model, head_features, head_logits, to_tensor, trunk
 from tools.classifier.ood import OodModel
@@ -58,7 +59,7 @@ def load_classifier(path: Path | None = None, device: str | None = None) -> Clas
     if list(ckpt["labels"]) != list(LABELS):
         raise RuntimeError(f"weights labels {ckpt['labels']} differ from code labels {LABELS}")
     model = build_model()
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
+    load_state(model, ckpt)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(dev).eval()
     fold_batch_norms(model)  # inference only: the same outputs to 1e-4, fewer ops (tests/test_runtime.py)

@@ -59,6 +59,10 @@ class FrocCurve(BaseModel):
         ok = [s for s, f in zip(self.sensitivity, self.fp_per_image, strict=True) if f <= fp_rate + 1e-12]
         return max(ok, default=0.0)
 
+    def sensitivities_at(self, fp_rates: Sequence[float]) -> dict[str, float]:
+        """{"<FP rate>": sensitivity rounded to 4 places}: the operating points the scripts report."""
+        return {f"{fp:g}": round(self.sensitivity_at(fp), 4) for fp in fp_rates}
+
     def threshold_at(self, fp_rate: float) -> float:
         """The lowest score threshold that keeps false positives per image at or under ``fp_rate``."""
         ok = [t for t, f in zip(self.thresholds, self.fp_per_image, strict=True) if f <= fp_rate + 1e-12]
